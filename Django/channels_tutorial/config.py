@@ -1,0 +1,69 @@
+"""Typed configuration read from the environment (Django/.env.django and the env files
+that docker-compose.yml lists for the django service)."""
+
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+class ServerSettings(BaseSettings):
+    """What Gunicorn needs; kept apart so the server starts without Django's secrets."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    debug: bool = False
+    django_port: int = Field(gt=0, lt=65536)
+    web_concurrency: int = Field(default=2, ge=1)
+    graceful_timeout: int = Field(default=30, ge=1)
+    forwarded_allow_ips: str = "127.0.0.1"
+
+
+class Settings(BaseSettings):
+    """Everything settings.py needs. Unknown variables are ignored, missing ones are named."""
+
+    model_config = SettingsConfigDict(extra="ignore", secrets_dir=None)
+
+    debug: bool = False
+    secret_key: SecretStr
+    allowed_hosts: CommaList = ["localhost", "127.0.0.1"]
+    csrf_trusted_origins: CommaList = []
+
+    mysql_database: str
+    mysql_user: str
+    mysql_password: SecretStr
+    mysql_host: str = "mysql"
+    mysql_port: int = 3306
+
+    redis_url: str = "redis://redis:6379/0"
+    redis_password: SecretStr | None = None
+
+    static_root: Path
+
+    @field_validator("allowed_hosts", "csrf_trusted_origins", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str) -> str:
+        if urlsplit(value).scheme not in {"redis", "rediss", "unix"}:
+            raise ValueError("REDIS_URL must start with redis://, rediss:// or unix://")
+        return value
+
+    @property
+    def channel_layer_url(self) -> str:
+        """REDIS_URL with REDIS_PASSWORD (from Redis/.redis.env) put in, if one is set."""
+        password = self.redis_password.get_secret_value() if self.redis_password else ""
+        if not password:
+            return self.redis_url
+        parts = urlsplit(self.redis_url)
+        netloc = f":{password}@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=netloc))

@@ -1,0 +1,114 @@
+"""Django settings for channels_tutorial.
+
+Every deployment-specific value comes from the environment through the typed model in
+config.py, so a missing or malformed variable stops start-up with its name.
+"""
+
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from .config import Settings
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+try:
+    env = Settings()
+except ValidationError as error:
+    raise SystemExit(f"channels_tutorial: invalid environment\n{error}") from None
+
+DEBUG = env.debug
+SECRET_KEY = env.secret_key.get_secret_value()
+ALLOWED_HOSTS = env.allowed_hosts
+CSRF_TRUSTED_ORIGINS = env.csrf_trusted_origins
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "core",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "channels_tutorial.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# Served by Gunicorn's Uvicorn workers; there is no WSGI entry point.
+ASGI_APPLICATION = "channels_tutorial.asgi.application"
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.mysql",
+        "NAME": env.mysql_database,
+        "USER": env.mysql_user,
+        "PASSWORD": env.mysql_password.get_secret_value(),
+        "HOST": env.mysql_host,
+        "PORT": env.mysql_port,
+        # Under ASGI each request may run in another thread: persistent connections
+        # would pile up, so Django advises closing them after every request.
+        "CONN_MAX_AGE": 0,
+        "OPTIONS": {"charset": "utf8mb4"},
+        "TEST": {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"},
+    }
+}
+
+# Redis carries messages between the Uvicorn worker processes (and between hosts).
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [env.channel_layer_url]},
+    }
+}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+# collectstatic writes here; nginx serves the same folder (a shared volume in Compose).
+STATIC_ROOT = env.static_root
+STATICFILES_DIRS = [BASE_DIR / "static"]
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": "INFO"},
+}

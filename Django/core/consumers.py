@@ -1,0 +1,35 @@
+import os
+
+from .json_consumer import JsonConsumer
+
+ECHO_GROUP = "echo"
+
+
+class EchoConsumer(JsonConsumer):
+    """Proves the WebSocket path: greets with the worker's PID, echoes, and broadcasts
+    to every socket on every worker through the channel layer (Redis)."""
+
+    groups = [ECHO_GROUP]
+
+    async def connect(self):
+        await self.accept()
+        await self.send_json({"type": "hello", "pid": os.getpid()})
+
+    async def on_echo(self, content):
+        await self.send_json({"type": "echo", "text": content.get("text"), "pid": os.getpid()})
+
+    async def on_broadcast(self, content):
+        await self.channel_layer.group_send(
+            ECHO_GROUP,
+            {"type": "echo.broadcast", "text": content.get("text"), "from_pid": os.getpid()},
+        )
+
+    async def echo_broadcast(self, event):
+        await self.send_json(
+            {
+                "type": "broadcast",
+                "text": event["text"],
+                "from_pid": event["from_pid"],
+                "pid": os.getpid(),
+            }
+        )

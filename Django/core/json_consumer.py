@@ -1,0 +1,32 @@
+import json
+
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+
+class JsonConsumer(AsyncJsonWebsocketConsumer):
+    """A JSON consumer that answers bad frames with an error frame instead of closing.
+
+    Handlers are methods named after the frame's "type" ("echo" -> ``on_echo``).
+    """
+
+    async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        if text_data is None:
+            await self.send_error("binary frames are not accepted; send JSON text")
+            return
+        try:
+            content = await self.decode_json(text_data)
+        except ValueError:
+            await self.send_error("frame is not valid JSON")
+            return
+        await self.receive_json(content, **kwargs)
+
+    async def receive_json(self, content, **kwargs):
+        kind = content.get("type") if isinstance(content, dict) else None
+        handler = getattr(self, f"on_{kind}", None) if isinstance(kind, str) else None
+        if handler is None:
+            await self.send_error(f"unknown frame type: {json.dumps(kind)}")
+            return
+        await handler(content)
+
+    async def send_error(self, detail: str) -> None:
+        await self.send_json({"type": "error", "detail": detail})

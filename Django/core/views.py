@@ -1,0 +1,24 @@
+import os
+
+from django.http import JsonResponse
+from django.shortcuts import render
+
+from . import checks
+
+
+async def healthz(request):
+    """Liveness: the worker process answers. Touches no dependency."""
+    return JsonResponse({"status": "ok", "pid": os.getpid()})
+
+
+async def readyz(request):
+    """Readiness: MySQL answers with migrations applied and Redis carries a message."""
+    results = await checks.readiness()
+    failing = [name for name, result in results.items() if not result.ok]
+    body = {"status": "fail" if failing else "ok", "failing": failing, "pid": os.getpid()}
+    body["checks"] = checks.as_dict(results)
+    return JsonResponse(body, status=503 if failing else 200)
+
+
+def index(request):
+    return render(request, "core/index.html", {"pid": os.getpid()})

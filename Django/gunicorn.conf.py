@@ -1,0 +1,28 @@
+"""Gunicorn: one master process managing Uvicorn workers that serve the ASGI app.
+
+Values come from the environment (Django/.env.django) through config.ServerSettings.
+"""
+
+from channels_tutorial.config import ServerSettings
+
+_server = ServerSettings()
+
+wsgi_app = "channels_tutorial.asgi:application"
+# uvicorn.workers.UvicornWorker (the book's) is deprecated; the uvicorn-worker package
+# replaces it. The subclass only turns off the lifespan noise and sets the ping interval.
+worker_class = "channels_tutorial.workers.UvicornWorker"
+bind = f"0.0.0.0:{_server.django_port}"
+workers = _server.web_concurrency
+# How long workers get to finish in-flight requests after SIGTERM; Compose's
+# stop_grace_period must be longer.
+graceful_timeout = _server.graceful_timeout
+# nginx's X-Forwarded-For/-Proto are trusted only from these addresses.
+forwarded_allow_ips = _server.forwarded_allow_ips
+# Restart workers when code changes, in development only.
+reload = _server.debug
+# Logs go to the container's stdout/stderr.
+accesslog = "-"
+errorlog = "-"
+# Gunicorn 27's control socket sits at one fixed path per user, so two stacks on one
+# machine (tests, native runs) would share it; nothing here uses it.
+control_socket_disable = True

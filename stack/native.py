@@ -1,0 +1,391 @@
+"""Run the Compose stack natively, from the same folders: MariaDB (for MySQL), Redis,
+Django through Django/entrypoint.sh (Gunicorn + Uvicorn workers) and nginx.
+
+    make native          # nginx on localhost:${HTTP_PORT:-8000}, Django on :${DJANGO_PORT:-8080}
+
+Everything it needs comes from docker-compose.yml (stack/compose.py). Process start-up,
+readiness polling and shutdown are mirakuru's; this module only says what to start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import socket
+import string
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from mirakuru import HTTPExecutor, TCPExecutor
+from mirakuru.base import SimpleExecutor
+
+from . import compose
+
+# Server binaries and the Debian package that provides each.
+BINARIES = {
+    "mariadbd": "mariadb-server",
+    "mariadb-install-db": "mariadb-server",
+    "redis-server": "redis-server",
+    "nginx": "nginx",
+}
+LOCALHOST = "127.0.0.1"
+
+
+class StackError(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((LOCALHOST, 0))
+        return sock.getsockname()[1]
+
+
+def require_binaries() -> dict[str, str]:
+    found, missing = {}, []
+    for binary, package in BINARIES.items():
+        path = shutil.which(binary) or shutil.which(binary, path="/usr/sbin:/sbin")
+        if path:
+            found[binary] = path
+        else:
+            missing.append(f"{binary} (Debian package: {package})")
+    if missing:
+        packages = sorted({BINARIES[m.split()[0]] for m in missing})
+        raise StackError(
+            "missing server binaries: " + ", ".join(missing)
+            + f"\ninstall them with: sudo apt-get install {' '.join(packages)}"
+        )
+    return found
+
+
+def _sql_string(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def _sql_name(value: str) -> str:
+    return "`" + value.replace("`", "``") + "`"
+
+
+def mysql_init_sql(env: dict[str, str], root_password: str) -> str:
+    """What the mysql image's entrypoint does on first start, for MariaDB's --init-file.
+    The database takes its character set from my.cnf, as in the container."""
+    database, user = env["MYSQL_DATABASE"], env["MYSQL_USER"]
+    password = env["MYSQL_PASSWORD"]
+    return "\n".join(
+        [
+            f"CREATE DATABASE IF NOT EXISTS {_sql_name(database)};",
+            f"CREATE USER IF NOT EXISTS {_sql_string(user)}@'%' IDENTIFIED BY {_sql_string(password)};",
+            f"GRANT ALL PRIVILEGES ON {_sql_name(database)}.* TO {_sql_string(user)}@'%';",
+            f"ALTER USER 'root'@'localhost' IDENTIFIED BY {_sql_string(root_password)};",
+            "",
+        ]
+    )
+
+
+def with_host_port(url: str, host: str, port: int) -> str:
+    parts = urlsplit(url)
+    auth = parts.netloc.rpartition("@")[0]
+    return urlunsplit(parts._replace(netloc=(f"{auth}@" if auth else "") + f"{host}:{port}"))
+
+
+def render_template(text: str, env: dict[str, str]) -> str:
+    """Like the nginx image's envsubst: ${VAR} of defined variables only."""
+    return string.Template(text).safe_substitute(env)
+
+
+class NativeStack:
+    """The four services as local processes, all state under one run directory."""
+
+    def __init__(
+        self,
+        run_dir: Path | None = None,
+        http_port: int | None = None,
+        django_port: int | None = None,
+        django_env: dict[str, str] | None = None,
+        compose_file: Path = compose.COMPOSE_FILE,
+    ) -> None:
+        self.services = compose.load(compose_file)
+        self.run_dir = Path(run_dir or tempfile.mkdtemp(prefix="channels-stack-"))
+        self.owns_run_dir = run_dir is None
+        self.http_port = http_port or free_port()
+        self.django_port = django_port or free_port()
+        self.mysql_port = free_port()
+        self.redis_port = free_port()
+        self.extra_django_env = django_env or {}
+        self.user = pwd.getpwuid(os.geteuid()).pw_name
+        self.logs = self.run_dir / "logs"
+        self.static_root = self.run_dir / "static"
+        self.executors: dict[str, SimpleExecutor] = {}
+        self._log_files: list = []
+
+    # -- addresses -------------------------------------------------------------------
+    @property
+    def http_url(self) -> str:
+        return f"http://localhost:{self.http_port}"
+
+    @property
+    def django_url(self) -> str:
+        return f"http://localhost:{self.django_port}"
+
+    def django_env(self) -> dict[str, str]:
+        """The django service's environment with the other services' local addresses."""
+        env = self.services["django"].env()
+        env.update(
+            MYSQL_HOST=LOCALHOST,
+            MYSQL_PORT=str(self.mysql_port),
+            REDIS_URL=with_host_port(env["REDIS_URL"], LOCALHOST, self.redis_port),
+            DJANGO_PORT=str(self.django_port),
+            STATIC_ROOT=str(self.static_root),
+        )
+        env.update(self.extra_django_env)
+        return env
+
+    # -- lifecycle -------------------------------------------------------------------
+    def start(self) -> NativeStack:
+        self.binaries = require_binaries()
+        self.logs.mkdir(parents=True, exist_ok=True)
+        try:
+            for name, starter in [
+                ("mysql", self._start_mysql),
+                ("redis", self._start_redis),
+                ("django", self._start_django),
+                ("nginx", self._start_nginx),
+            ]:
+                executor = starter()
+                try:
+                    executor.start()
+                except Exception as error:
+                    raise StackError(
+                        f"{name} did not become ready: {error}\n--- {self.log_path(name)}\n"
+                        + self.log_tail(name)
+                    ) from error
+                self.executors[name] = executor
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for name in reversed(list(self.executors)):
+            executor = self.executors.pop(name)
+            try:
+                executor.stop()
+            except Exception as error:  # keep stopping the others
+                print(f"stopping {name}: {error}", file=sys.stderr)
+        for log_file in self._log_files:
+            log_file.close()
+        self._log_files.clear()
+        if self.owns_run_dir:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+
+    def __enter__(self) -> NativeStack:
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    def log_path(self, name: str) -> Path:
+        return self.logs / f"{name}.log"
+
+    def log_tail(self, name: str, lines: int = 40) -> str:
+        path = self.log_path(name)
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+    def _log(self, name: str):
+        log_file = open(self.log_path(name), "ab")  # noqa: SIM115 - closed in stop()
+        self._log_files.append(log_file)
+        return {"stdout": log_file, "stderr": subprocess.STDOUT, "stdin": subprocess.DEVNULL}
+
+    # -- services --------------------------------------------------------------------
+    def _start_mysql(self) -> SimpleExecutor:
+        service = self.services["mysql"]
+        env = service.env()
+        my_cnf = service.bind_source("/etc/mysql/conf.d/my.cnf")
+        base = self.run_dir / "mysql"
+        datadir = base / "data"
+        datadir.mkdir(parents=True, exist_ok=True)
+        root_password = env.get("MYSQL_ROOT_PASSWORD") or secrets.token_urlsafe(24)
+        (base / "root-password").write_text(root_password)
+        (base / "root-password").chmod(0o600)
+        init_file = base / "init.sql"
+        init_file.write_text(mysql_init_sql(env, root_password))
+        init_file.chmod(0o600)
+        installed = subprocess.run(
+            [
+                self.binaries["mariadb-install-db"],
+                "--no-defaults",
+                f"--datadir={datadir}",
+                f"--user={self.user}",
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+            ],
+            capture_output=True,
+            text=True,
+        )
+        self.log_path("mysql").write_text(installed.stdout + installed.stderr)
+        if installed.returncode:
+            raise StackError(f"mariadb-install-db failed:\n{installed.stdout}{installed.stderr}")
+        command = [
+            self.binaries["mariadbd"],
+            f"--defaults-file={my_cnf}",
+            f"--datadir={datadir}",
+            f"--socket={base / 'mysqld.sock'}",
+            f"--pid-file={base / 'mysqld.pid'}",
+            f"--port={self.mysql_port}",
+            f"--bind-address={LOCALHOST}",
+            f"--init-file={init_file}",
+            f"--user={self.user}",
+        ]
+        return TCPExecutor(command, host=LOCALHOST, port=self.mysql_port, timeout=60, **self._log("mysql"))
+
+    def _start_redis(self) -> SimpleExecutor:
+        service = self.services["redis"]
+        password = service.env().get("REDIS_PASSWORD", "")
+        data = self.run_dir / "redis"
+        data.mkdir(exist_ok=True)
+        command = [
+            self.binaries["redis-server"],
+            str(service.bind_source("/usr/local/etc/redis/redis.conf")),
+            "--port", str(self.redis_port),
+            "--bind", LOCALHOST,
+            "--dir", str(data),
+            "--daemonize", "no",
+        ]
+        if password:
+            command += ["--requirepass", password]
+        return TCPExecutor(command, host=LOCALHOST, port=self.redis_port, timeout=30, **self._log("redis"))
+
+    def _start_django(self) -> SimpleExecutor:
+        service = self.services["django"]
+        env = self.django_env()
+        # Programs of the virtualenv running this runner (Poetry's) come first, as
+        # /opt/venv/bin does in the image.
+        path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+        url = f"http://{LOCALHOST}:{self.django_port}{service.healthcheck_path()}"
+        return HTTPExecutor(
+            ["sh", "entrypoint.sh"],
+            url=url,
+            status="200",
+            method="GET",
+            cwd=str(service.build_context()),
+            envvars={**env, "PATH": path},
+            # Gunicorn's graceful_timeout plus a margin, like stop_grace_period.
+            timeout=int(env.get("GRACEFUL_TIMEOUT", "30")) + 90,
+            **self._log("django"),
+        )
+
+    def write_nginx_config(self) -> Path:
+        """Render nginx/templates for local addresses under a native nginx.conf."""
+        service = self.services["nginx"]
+        templates = service.bind_source("/etc/nginx/templates")
+        prefix = self.run_dir / "nginx"
+        conf_d = prefix / "conf.d"
+        conf_d.mkdir(parents=True, exist_ok=True)
+        env = service.env()
+        env.update(
+            NGINX_PORT=f"{LOCALHOST}:{self.http_port}",
+            DJANGO_HOST=LOCALHOST,
+            DJANGO_PORT=str(self.django_port),
+            STATIC_ROOT=str(self.static_root),
+        )
+        for template in sorted(templates.glob("*.template")):
+            rendered = render_template(template.read_text(), env)
+            (conf_d / template.name.removesuffix(".template")).write_text(rendered)
+        # The image's own nginx.conf, reduced to what a process without root needs.
+        user_line = f"user {self.user};" if os.geteuid() == 0 else ""
+        temp = prefix / "temp"
+        temp.mkdir(exist_ok=True)
+        main = prefix / "nginx.conf"
+        main.write_text(
+            f"""{user_line}
+worker_processes auto;
+daemon off;
+pid {prefix / 'nginx.pid'};
+error_log stderr notice;
+events {{ worker_connections 1024; }}
+http {{
+    include /etc/nginx/mime.types;
+    default_type application/octet-stream;
+    access_log {self.logs / 'nginx-access.log'};
+    client_body_temp_path {temp}/client;
+    proxy_temp_path {temp}/proxy;
+    fastcgi_temp_path {temp}/fastcgi;
+    uwsgi_temp_path {temp}/uwsgi;
+    scgi_temp_path {temp}/scgi;
+    sendfile on;
+    keepalive_timeout 65;
+    include {conf_d}/*.conf;
+}}
+"""
+        )
+        return main
+
+    def nginx_test(self) -> subprocess.CompletedProcess:
+        main = self.write_nginx_config()
+        binary = require_binaries()["nginx"]
+        return subprocess.run(
+            [binary, "-t", "-c", str(main), "-p", str(main.parent)], capture_output=True, text=True
+        )
+
+    def _start_nginx(self) -> SimpleExecutor:
+        main = self.write_nginx_config()
+        url = f"http://{LOCALHOST}:{self.http_port}{self.services['nginx'].healthcheck_path()}"
+        return HTTPExecutor(
+            [self.binaries["nginx"], "-c", str(main), "-p", str(main.parent)],
+            url=url,
+            status="200",
+            method="GET",
+            timeout=30,
+            **self._log("nginx"),
+        )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Run the stack natively (no Docker).")
+    parser.add_argument("--run-dir", type=Path, help="keep all state here (default: a temp dir, removed on exit)")
+    args = parser.parse_args()
+    http_port = int(os.environ.get("HTTP_PORT", "8000"))
+    django_port = int(os.environ.get("DJANGO_PORT", "8080"))
+
+    def terminate(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminate)
+    if args.run_dir:
+        args.run_dir.mkdir(parents=True, exist_ok=True)
+    stack = NativeStack(run_dir=args.run_dir, http_port=http_port, django_port=django_port)
+    print(f"starting MariaDB, Redis, Django and nginx (state and logs in {stack.run_dir}) ...", flush=True)
+    try:
+        stack.start()
+        print(
+            f"stack ready: {stack.http_url} (nginx)  {stack.django_url} (Django directly)\n"
+            f"logs: {stack.logs}    stop with Ctrl-C",
+            flush=True,
+        )
+        while all(executor.running() for executor in stack.executors.values()):
+            time.sleep(0.5)
+        dead = [name for name, executor in stack.executors.items() if not executor.running()]
+        print(f"{', '.join(dead)} exited; stopping the stack. Last log lines:", file=sys.stderr)
+        for name in dead:
+            print(f"--- {name}\n{stack.log_tail(name)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("stopping ...", flush=True)
+        return 0
+    except (StackError, compose.ComposeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    finally:
+        stack.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
