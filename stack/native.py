@@ -25,7 +25,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from mirakuru import HTTPExecutor, TCPExecutor
-from mirakuru.base import SimpleExecutor
+from mirakuru.base import ENV_UUID, SimpleExecutor
 
 from . import compose
 
@@ -39,8 +39,22 @@ BINARIES = {
 LOCALHOST = "127.0.0.1"
 
 
+# The few variables of this shell a service still gets, as a container gets its image's.
+HOST_VARIABLES = {"PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "USER"}
+
+
 class StackError(RuntimeError):
     pass
+
+
+class ServiceHTTPExecutor(HTTPExecutor):
+    """Like a container, the process sees only its service's environment, not this
+    shell's (where pytest-django's DJANGO_SETTINGS_MODULE, say, would leak in)."""
+
+    @property
+    def envvars(self) -> dict[str, str]:
+        keep = HOST_VARIABLES | set(self._envvars) | {ENV_UUID}
+        return {key: value for key, value in super().envvars.items() if key in keep}
 
 
 def free_port() -> int:
@@ -60,7 +74,8 @@ def require_binaries() -> dict[str, str]:
     if missing:
         packages = sorted({BINARIES[m.split()[0]] for m in missing})
         raise StackError(
-            "missing server binaries: " + ", ".join(missing)
+            "missing server binaries: "
+            + ", ".join(missing)
             + f"\ninstall them with: sudo apt-get install {' '.join(packages)}"
         )
     return found
@@ -78,12 +93,12 @@ def mysql_init_sql(env: dict[str, str], root_password: str) -> str:
     """What the mysql image's entrypoint does on first start, for MariaDB's --init-file.
     The database takes its character set from my.cnf, as in the container."""
     database, user = env["MYSQL_DATABASE"], env["MYSQL_USER"]
-    password = env["MYSQL_PASSWORD"]
+    account, password = f"{_sql_string(user)}@'%'", _sql_string(env["MYSQL_PASSWORD"])
     return "\n".join(
         [
             f"CREATE DATABASE IF NOT EXISTS {_sql_name(database)};",
-            f"CREATE USER IF NOT EXISTS {_sql_string(user)}@'%' IDENTIFIED BY {_sql_string(password)};",
-            f"GRANT ALL PRIVILEGES ON {_sql_name(database)}.* TO {_sql_string(user)}@'%';",
+            f"CREATE USER IF NOT EXISTS {account} IDENTIFIED BY {password};",
+            f"GRANT ALL PRIVILEGES ON {_sql_name(database)}.* TO {account};",
             f"ALTER USER 'root'@'localhost' IDENTIFIED BY {_sql_string(root_password)};",
             "",
         ]
@@ -197,7 +212,11 @@ class NativeStack:
 
     def log_tail(self, name: str, lines: int = 40) -> str:
         path = self.log_path(name)
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+        return (
+            "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+            if path.exists()
+            else ""
+        )
 
     def _log(self, name: str):
         log_file = open(self.log_path(name), "ab")  # noqa: SIM115 - closed in stop()
@@ -244,7 +263,9 @@ class NativeStack:
             f"--init-file={init_file}",
             f"--user={self.user}",
         ]
-        return TCPExecutor(command, host=LOCALHOST, port=self.mysql_port, timeout=60, **self._log("mysql"))
+        return TCPExecutor(
+            command, host=LOCALHOST, port=self.mysql_port, timeout=60, **self._log("mysql")
+        )
 
     def _start_redis(self) -> SimpleExecutor:
         service = self.services["redis"]
@@ -254,14 +275,20 @@ class NativeStack:
         command = [
             self.binaries["redis-server"],
             str(service.bind_source("/usr/local/etc/redis/redis.conf")),
-            "--port", str(self.redis_port),
-            "--bind", LOCALHOST,
-            "--dir", str(data),
-            "--daemonize", "no",
+            "--port",
+            str(self.redis_port),
+            "--bind",
+            LOCALHOST,
+            "--dir",
+            str(data),
+            "--daemonize",
+            "no",
         ]
         if password:
             command += ["--requirepass", password]
-        return TCPExecutor(command, host=LOCALHOST, port=self.redis_port, timeout=30, **self._log("redis"))
+        return TCPExecutor(
+            command, host=LOCALHOST, port=self.redis_port, timeout=30, **self._log("redis")
+        )
 
     def _start_django(self) -> SimpleExecutor:
         service = self.services["django"]
@@ -270,7 +297,7 @@ class NativeStack:
         # /opt/venv/bin does in the image.
         path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
         url = f"http://{LOCALHOST}:{self.django_port}{service.healthcheck_path()}"
-        return HTTPExecutor(
+        return ServiceHTTPExecutor(
             ["sh", "entrypoint.sh"],
             url=url,
             status="200",
@@ -289,6 +316,7 @@ class NativeStack:
         prefix = self.run_dir / "nginx"
         conf_d = prefix / "conf.d"
         conf_d.mkdir(parents=True, exist_ok=True)
+        self.logs.mkdir(parents=True, exist_ok=True)
         env = service.env()
         env.update(
             NGINX_PORT=f"{LOCALHOST}:{self.http_port}",
@@ -308,13 +336,13 @@ class NativeStack:
             f"""{user_line}
 worker_processes auto;
 daemon off;
-pid {prefix / 'nginx.pid'};
+pid {prefix / "nginx.pid"};
 error_log stderr notice;
 events {{ worker_connections 1024; }}
 http {{
     include /etc/nginx/mime.types;
     default_type application/octet-stream;
-    access_log {self.logs / 'nginx-access.log'};
+    access_log {self.logs / "nginx-access.log"};
     client_body_temp_path {temp}/client;
     proxy_temp_path {temp}/proxy;
     fastcgi_temp_path {temp}/fastcgi;
@@ -350,7 +378,9 @@ http {{
 
 def main() -> int:
     parser = argparse.ArgumentParser(description="Run the stack natively (no Docker).")
-    parser.add_argument("--run-dir", type=Path, help="keep all state here (default: a temp dir, removed on exit)")
+    parser.add_argument(
+        "--run-dir", type=Path, help="keep all state here (default: a temp dir, removed on exit)"
+    )
     args = parser.parse_args()
     http_port = int(os.environ.get("HTTP_PORT", "8000"))
     django_port = int(os.environ.get("DJANGO_PORT", "8080"))
@@ -362,7 +392,10 @@ def main() -> int:
     if args.run_dir:
         args.run_dir.mkdir(parents=True, exist_ok=True)
     stack = NativeStack(run_dir=args.run_dir, http_port=http_port, django_port=django_port)
-    print(f"starting MariaDB, Redis, Django and nginx (state and logs in {stack.run_dir}) ...", flush=True)
+    print(
+        f"starting MariaDB, Redis, Django and nginx (state and logs in {stack.run_dir}) ...",
+        flush=True,
+    )
     try:
         stack.start()
         print(

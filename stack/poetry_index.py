@@ -73,10 +73,21 @@ def install(groups: list[str]) -> None:
     venv = Path(_poetry("env", "info", "--path", capture=True).strip())
     with_groups = [f"--with={','.join(groups)}"] if groups else []
     with tempfile.NamedTemporaryFile("w+", suffix=".txt") as requirements:
-        _poetry("export", "--format=requirements.txt", f"--output={requirements.name}", *with_groups)
+        _poetry(
+            "export", "--format=requirements.txt", f"--output={requirements.name}", *with_groups
+        )
         subprocess.run(
-            [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
-             "--require-hashes", "--no-deps", "-r", requirements.name],
+            [
+                str(venv / "bin" / "python"),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--require-hashes",
+                "--no-deps",
+                "-r",
+                requirements.name,
+            ],
             check=True,
         )
     print(f"installed the locked set into {venv}")

@@ -20,8 +20,11 @@ class CheckResult:
 
 def _database_probe() -> dict:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT VERSION()")
-        (version,) = cursor.fetchone()
+        cursor.execute("SELECT 1")
+    # MySQL's backend knows the full server string ("10.11.19-MariaDB-..."), others a tuple.
+    version = getattr(connection, "mysql_server_info", None) or ".".join(
+        map(str, connection.get_database_version())
+    )
     executor = MigrationExecutor(connection)
     pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
     return {

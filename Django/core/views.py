@@ -3,7 +3,7 @@ import os
 from django.http import JsonResponse
 from django.shortcuts import render
 
-from . import checks
+from . import checks, status
 
 
 async def healthz(request):
@@ -22,3 +22,9 @@ async def readyz(request):
 
 def index(request):
     return render(request, "core/index.html", {"pid": os.getpid()})
+
+
+async def api_status(request):
+    """Every hop of the stack as JSON, for scripts and the landing page."""
+    body = await status.stack_status(request)
+    return JsonResponse(body, status=200 if body["ok"] else 503)

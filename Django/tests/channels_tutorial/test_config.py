@@ -1,0 +1,61 @@
+import pytest
+from pydantic import ValidationError
+
+from channels_tutorial.config import ServerSettings, Settings
+
+REQUIRED = {
+    "SECRET_KEY": "s",
+    "MYSQL_DATABASE": "db",
+    "MYSQL_USER": "u",
+    "MYSQL_PASSWORD": "p",
+    "STATIC_ROOT": "/srv/static",
+}
+
+
+@pytest.fixture
+def environ(monkeypatch):
+    for key in ["ALLOWED_HOSTS", "REDIS_URL", "REDIS_PASSWORD", "DEBUG", *REQUIRED]:
+        monkeypatch.delenv(key, raising=False)
+    for key, value in REQUIRED.items():
+        monkeypatch.setenv(key, value)
+    return monkeypatch
+
+
+def test_lists_are_comma_separated(environ):
+    environ.setenv("ALLOWED_HOSTS", "example.com, www.example.com,")
+    assert Settings().allowed_hosts == ["example.com", "www.example.com"]
+
+
+def test_debug_is_off_unless_set(environ):
+    assert Settings().debug is False
+    environ.setenv("DEBUG", "1")
+    assert Settings().debug is True
+
+
+def test_redis_password_goes_into_the_channel_layer_url(environ):
+    environ.setenv("REDIS_URL", "redis://redis:6379/0")
+    assert Settings().channel_layer_url == "redis://redis:6379/0"
+    environ.setenv("REDIS_PASSWORD", "s3cret")
+    assert Settings().channel_layer_url == "redis://:s3cret@redis:6379/0"
+
+
+def test_missing_secret_key_is_named(environ):
+    environ.delenv("SECRET_KEY")
+    with pytest.raises(ValidationError, match="secret_key"):
+        Settings()
+
+
+def test_redis_url_must_be_a_redis_url(environ):
+    environ.setenv("REDIS_URL", "http://redis:6379")
+    with pytest.raises(ValidationError, match="REDIS_URL"):
+        Settings()
+
+
+def test_server_settings_need_only_the_port(monkeypatch):
+    monkeypatch.setenv("DJANGO_PORT", "8080")
+    monkeypatch.delenv("WEB_CONCURRENCY", raising=False)
+    server = ServerSettings()
+    assert (server.django_port, server.web_concurrency) == (8080, 2)
+    monkeypatch.setenv("DJANGO_PORT", "0")
+    with pytest.raises(ValidationError, match="django_port"):
+        ServerSettings()

@@ -1,0 +1,22 @@
+"""Unit-test settings: the project's settings with SQLite and the in-memory channel layer.
+
+The real MySQL and Redis are exercised by the whole-stack tests in ../stack/tests.
+"""
+
+import os
+import tempfile
+
+for key, value in {
+    "SECRET_KEY": "unit-tests-only",
+    "MYSQL_DATABASE": "unused",
+    "MYSQL_USER": "unused",
+    "MYSQL_PASSWORD": "unused",
+    "STATIC_ROOT": tempfile.gettempdir(),
+}.items():
+    os.environ.setdefault(key, value)
+
+from channels_tutorial.settings import *  # noqa: E402,F403
+
+DEBUG = False
+DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
+CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}

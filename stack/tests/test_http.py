@@ -1,0 +1,47 @@
+"""HTTP through nginx and directly to Gunicorn/Uvicorn."""
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from stack.compose import ROOT
+
+
+@pytest.mark.parametrize(("which", "server"), [("http_url", "nginx"), ("django_url", "uvicorn")])
+def test_index_is_answered_by_django(stack, which, server):
+    response = httpx.get(getattr(stack, which) + "/")
+    assert response.status_code == 200
+    assert "Served by Uvicorn worker" in response.text
+    assert response.headers["server"].startswith(server)
+
+
+def test_static_files_come_from_nginx_not_django(stack):
+    css = Path(ROOT / "Django/static/core/site.css").read_bytes()
+    response = httpx.get(stack.http_url + "/static/core/site.css")
+    assert response.status_code == 200
+    assert response.content == css
+    assert response.headers["server"].startswith("nginx")
+    assert "/static/core/site.css" not in stack.log_tail("django", lines=10_000)
+    admin = httpx.get(stack.http_url + "/static/admin/css/base.css")
+    assert admin.status_code == 200, "collectstatic did not fill the folder nginx serves"
+
+
+def test_nginx_sets_forwarded_headers_and_ignores_the_clients(stack):
+    spoofed = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}
+    seen = httpx.get(stack.http_url + "/api/status", headers=spoofed).json()["request"]
+    assert seen["via_nginx"] is True
+    assert seen["forwarded_for"] == "127.0.0.1"
+    assert seen["forwarded_proto"] == "http"
+    assert seen["client"] == "127.0.0.1"
+    assert seen["host"] == "localhost"
+
+
+def test_direct_requests_are_reported_as_direct(stack):
+    seen = httpx.get(stack.django_url + "/api/status").json()["request"]
+    assert seen["via_nginx"] is False
+
+
+def test_unknown_host_is_refused(stack):
+    response = httpx.get(stack.http_url + "/", headers={"Host": "attacker.example"})
+    assert response.status_code == 400

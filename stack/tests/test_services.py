@@ -1,0 +1,76 @@
+"""What the running app uses: MySQL (MariaDB here) with migrations, Redis as the layer."""
+
+import subprocess
+import sys
+
+import httpx
+import MySQLdb
+import redis
+
+from stack.compose import ROOT
+
+from .conftest import open_socket
+
+
+def test_readiness_through_nginx_names_the_real_backends(stack):
+    body = httpx.get(stack.http_url + "/readyz").json()
+    assert body["status"] == "ok", body
+    database = body["checks"]["database"]["detail"]
+    assert database["vendor"] == "mysql"
+    assert database["pending_migrations"] == 0
+    layer = body["checks"]["channel_layer"]["detail"]
+    assert layer["backend"] == "channels_redis.core.RedisChannelLayer"
+
+
+def test_the_books_shell_check(stack):
+    # The book's check: in `manage.py shell`, get_channel_layer() is channels-redis.
+    code = (
+        "import channels.layers; layer = channels.layers.get_channel_layer(); "
+        "print(layer); print(type(layer).__module__, type(layer).__qualname__)"
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", code],
+        cwd=ROOT / "Django",
+        env={**stack.django_env(), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    # channels-redis 4.3 prints RedisChannelLayer(hosts=[...]) where the book shows
+    # <channels_redis.core.RedisChannelLayer object at ...>; the class is the same.
+    assert "RedisChannelLayer(hosts=" in result.stdout
+    assert "channels_redis.core RedisChannelLayer" in result.stdout
+
+
+def mysql_connection(stack):
+    env = stack.django_env()
+    return MySQLdb.connect(
+        host="127.0.0.1",
+        port=stack.mysql_port,
+        user=env["MYSQL_USER"],
+        password=env["MYSQL_PASSWORD"],
+        database=env["MYSQL_DATABASE"],
+    )
+
+
+def test_database_is_utf8mb4_from_my_cnf_with_migrations_applied(stack):
+    connection = mysql_connection(stack)
+    try:
+        cursor = connection.cursor()
+        cursor.execute("SELECT @@character_set_database, @@collation_database")
+        assert cursor.fetchone() == ("utf8mb4", "utf8mb4_unicode_ci")
+        cursor.execute("SELECT COUNT(*) FROM django_migrations WHERE app = 'auth'")
+        assert cursor.fetchone()[0] > 0
+    finally:
+        connection.close()
+
+
+async def test_socket_groups_live_in_redis(stack):
+    socket, _ = await open_socket(stack)
+    async with socket:
+        client = redis.Redis(host="127.0.0.1", port=stack.redis_port)
+        try:
+            assert client.zcard("asgi:group:echo") >= 1
+        finally:
+            client.close()

@@ -1,0 +1,194 @@
+"""What cannot run here (Docker) is checked statically; the compose file is held
+against the configs it wires together."""
+
+import re
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from django.urls import resolve
+
+from stack import compose
+from stack.compose import ROOT
+from stack.native import NativeStack, render_template
+
+BIN = Path(sys.executable).parent
+SERVICES = compose.load()
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def run(*command, cwd=ROOT):
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def test_compose_file_matches_the_compose_schema():
+    result = run(
+        str(BIN / "check-jsonschema"),
+        "--builtin-schema",
+        "vendor.compose-spec",
+        "docker-compose.yml",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dockerfile_passes_hadolint():
+    result = run(str(BIN / "hadolint"), "Django/Dockerfile")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_rendered_nginx_config_passes_nginx_t(tmp_path):
+    result = NativeStack(run_dir=tmp_path).nginx_test()
+    assert result.returncode == 0, result.stderr
+    assert "test is successful" in result.stderr
+
+
+def test_python_code_passes_ruff():
+    for command in (["check"], ["format", "--check"]):
+        result = run(
+            str(BIN / "ruff"), *command, "--config", "Django/pyproject.toml", "Django", "stack"
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_django_system_check_passes_with_the_compose_environment(tmp_path):
+    env = {**NativeStack(run_dir=tmp_path).django_env(), "PATH": "/usr/bin:/bin"}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--fail-level", "WARNING"],
+        cwd=ROOT / "Django",
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# -- the compose file against the configs ----------------------------------------------
+
+
+def test_no_version_key_and_the_four_services():
+    assert "version" not in COMPOSE
+    assert set(SERVICES) == {"nginx", "django", "mysql", "redis"}
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_every_bind_mount_source_and_env_file_exists(name):
+    service = SERVICES[name]
+    service.env_files()  # raises, naming the path, if one is missing
+    for volume in service.spec.get("volumes", []):
+        if volume["type"] == "bind":
+            assert service.bind_source(volume["target"]).exists()
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_every_service_has_healthcheck_init_and_restart(name):
+    spec = SERVICES[name].spec
+    assert spec["healthcheck"]["test"]
+    assert spec["init"] is True
+    assert spec["restart"] in {"unless-stopped", "always", "on-failure"}
+
+
+def test_start_order_waits_for_health():
+    depends = {name: SERVICES[name].spec.get("depends_on", {}) for name in SERVICES}
+    assert set(depends["django"]) == {"mysql", "redis"}
+    assert set(depends["nginx"]) == {"django"}
+    for needs in depends.values():
+        assert all(need["condition"] == "service_healthy" for need in needs.values())
+
+
+def test_mysql_healthcheck_goes_over_tcp():
+    test = " ".join(SERVICES["mysql"].healthcheck_command())
+    assert "--protocol=tcp" in test and "127.0.0.1" in test
+
+
+def test_only_nginx_and_django_publish_ports_and_others_only_on_loopback():
+    for name, service in SERVICES.items():
+        for port in service.spec.get("ports", []):
+            if name in {"mysql", "redis"}:
+                assert port.get("host_ip") == "127.0.0.1"
+    assert SERVICES["nginx"].spec["ports"][0]["published"] == "80"
+    assert SERVICES["django"].spec["ports"][0]["published"] == "8080"
+
+
+def gunicorn_config(env: dict) -> dict:
+    saved = dict(__import__("os").environ)
+    __import__("os").environ.update(env)
+    try:
+        return runpy.run_path(str(ROOT / "Django/gunicorn.conf.py"))
+    finally:
+        __import__("os").environ.clear()
+        __import__("os").environ.update(saved)
+
+
+def test_nginx_upstream_is_the_django_service_on_gunicorns_port():
+    nginx_env = SERVICES["nginx"].env()
+    rendered = render_template(
+        (ROOT / "nginx/templates/default.conf.template").read_text(), nginx_env
+    )
+    upstream = re.search(r"upstream django \{\s*server ([\w.-]+):(\d+);", rendered)
+    assert upstream, rendered
+    host, port = upstream.group(1), int(upstream.group(2))
+    assert host == "django" and host in SERVICES
+    config = gunicorn_config(SERVICES["django"].env())
+    assert config["bind"] == f"0.0.0.0:{port}"
+    assert SERVICES["django"].container_port() == port
+    assert config["wsgi_app"] == "channels_tutorial.asgi:application"
+    assert config["worker_class"] == "channels_tutorial.workers.UvicornWorker"
+
+
+def test_static_volume_mount_points_match_static_root_and_the_nginx_alias():
+    static_root = SERVICES["django"].env()["STATIC_ROOT"]
+    assert SERVICES["django"].volume_target("static") == static_root
+    assert SERVICES["nginx"].volume_target("static") == static_root
+    rendered = render_template(
+        (ROOT / "nginx/templates/default.conf.template").read_text(), SERVICES["nginx"].env()
+    )
+    assert f"alias {static_root}/;" in rendered
+
+
+@pytest.mark.parametrize("name", ["django", "nginx"])
+def test_healthcheck_urls_exist_in_djangos_urlconf(name):
+    path = SERVICES[name].healthcheck_path()
+    assert resolve(path).url_name in {"healthz", "readyz"}
+
+
+def test_stop_grace_period_outlasts_gunicorns_graceful_timeout():
+    grace = SERVICES["django"].spec["stop_grace_period"]
+    seconds = int(grace.rstrip("s"))
+    assert seconds > gunicorn_config(SERVICES["django"].env())["graceful_timeout"]
+
+
+def test_nginx_keeps_idle_websockets_longer_than_uvicorns_ping_interval():
+    from channels_tutorial.workers import WS_PING_INTERVAL
+
+    template = (ROOT / "nginx/templates/default.conf.template").read_text()
+    timeout = int(re.search(r"proxy_read_timeout (\d+)s;", template).group(1))
+    assert timeout > WS_PING_INTERVAL
+
+
+def test_django_reads_the_database_credentials_from_the_mysql_env_file():
+    django_files = SERVICES["django"].env_files()
+    assert SERVICES["mysql"].env_files()[0] in django_files
+    assert "MYSQL_PASSWORD" not in (ROOT / "Django/.env.django").read_text()
+
+
+def test_dockerfile_shape():
+    dockerfile = (ROOT / "Django/Dockerfile").read_text()
+    assert dockerfile.count("FROM python:3.11-slim-bookworm") == 1
+    assert re.search(r"^USER \$\{UID\}:\$\{GID\}$", dockerfile, re.M)
+    assert "libmariadb3" in dockerfile and "default-libmysqlclient-dev" in dockerfile
+    assert re.search(r"poetry==\d+\.\d+\.\d+", dockerfile)
+    assert 'CMD ["sh", "entrypoint.sh"]' in dockerfile
+    assert (
+        (ROOT / "Django/entrypoint.sh")
+        .read_text()
+        .rstrip()
+        .splitlines()[-1]
+        .startswith("exec gunicorn")
+    )
+
+
+def test_no_wsgi_entry_point_is_left_behind():
+    assert not (ROOT / "Django/channels_tutorial/wsgi.py").exists()

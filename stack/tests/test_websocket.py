@@ -1,0 +1,49 @@
+"""WebSockets through nginx, and delivery between worker processes through Redis."""
+
+import json
+import uuid
+
+import pytest
+import websockets
+
+from .conftest import open_socket, receive_until, ws_url
+
+
+async def test_echo_through_nginx(stack):
+    socket, hello = await open_socket(stack)
+    async with socket:
+        assert hello["type"] == "hello" and hello["pid"] > 0
+        await socket.send(json.dumps({"type": "echo", "text": "こんにちは 👋"}))
+        echo = await receive_until(socket, lambda f: f["type"] == "echo")
+        assert echo == {"type": "echo", "text": "こんにちは 👋", "pid": hello["pid"]}
+
+
+async def test_foreign_origin_is_refused(stack):
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        await websockets.connect(ws_url(stack.http_url, "/ws/echo/"), origin="http://evil.example")
+    assert refused.value.response.status_code == 403
+
+
+async def test_broadcast_reaches_clients_on_two_worker_processes(stack):
+    by_pid, spare = {}, []
+    for _ in range(40):  # the kernel picks the worker; keep connecting until two differ
+        socket, hello = await open_socket(stack)
+        if hello["pid"] in by_pid:
+            spare.append(socket)
+        else:
+            by_pid[hello["pid"]] = socket
+        if len(by_pid) >= 2:
+            break
+    try:
+        assert len(by_pid) >= 2, f"all sockets landed on worker(s) {list(by_pid)}"
+        (sender_pid, sender), *_ = by_pid.items()
+        token = uuid.uuid4().hex
+        await sender.send(json.dumps({"type": "broadcast", "text": token}))
+        for pid, socket in by_pid.items():
+            frame = await receive_until(socket, lambda f: f.get("text") == token)
+            assert frame["type"] == "broadcast"
+            assert frame["pid"] == pid, "delivered by the worker that holds the socket"
+            assert frame["from_pid"] == sender_pid
+    finally:
+        for socket in [*by_pid.values(), *spare]:
+            await socket.close()
