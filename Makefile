@@ -1,0 +1,23 @@
+# The commands README.md documents. Docker users need none of them: `docker compose up -d`.
+POETRY ?= poetry
+RUN := $(POETRY) -P Django run
+
+.PHONY: deps native test lock
+
+## Install the locked environment (Django's dependencies plus the test tools).
+deps:
+	@$(POETRY) -P Django install --with dev || { \
+	  echo "poetry install failed; if your index lacks Poetry's JSON API, installing the same lock with pip"; \
+	  python3 stack/poetry_index.py install --with dev; }
+
+## Run nginx, Django, MariaDB and Redis natively: http://localhost:$${HTTP_PORT:-8000}.
+native:
+	$(RUN) python -m stack.native
+
+## Everything: lint, unit tests, static checks and whole-stack tests on real servers.
+test:
+	cd Django && $(POETRY) run pytest
+
+## Re-lock after editing Django/pyproject.toml by hand (poetry add does this itself).
+lock:
+	@$(POETRY) -P Django lock || python3 stack/poetry_index.py lock
