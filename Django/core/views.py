@@ -20,8 +20,10 @@ async def readyz(request):
     return JsonResponse(body, status=503 if failing else 200)
 
 
-def index(request):
-    return render(request, "core/index.html", {"pid": os.getpid()})
+async def index(request):
+    """The landing page: every hop of the stack, checked live (see static/core/status.js)."""
+    body = await status.stack_status(request)
+    return render(request, "core/index.html", {"status": body})
 
 
 async def api_status(request):

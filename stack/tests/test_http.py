@@ -1,5 +1,7 @@
 """HTTP through nginx and directly to Gunicorn/Uvicorn."""
 
+import json
+import re
 from pathlib import Path
 
 import httpx
@@ -8,12 +10,20 @@ import pytest
 from stack.compose import ROOT
 
 
-@pytest.mark.parametrize(("which", "server"), [("http_url", "nginx"), ("django_url", "uvicorn")])
-def test_index_is_answered_by_django(stack, which, server):
+@pytest.mark.parametrize(
+    ("which", "server", "via_nginx"),
+    [("http_url", "nginx", True), ("django_url", "uvicorn", False)],
+)
+def test_index_is_answered_by_django(stack, which, server, via_nginx):
     response = httpx.get(getattr(stack, which) + "/")
     assert response.status_code == 200
-    assert "Served by Uvicorn worker" in response.text
     assert response.headers["server"].startswith(server)
+    embedded = re.search(
+        r'<script id="initial-status" type="application/json">(.*?)</script>', response.text
+    )
+    status = json.loads(embedded.group(1))
+    assert status["ok"] is True and status["worker_pid"] > 0
+    assert status["request"]["via_nginx"] is via_nginx
 
 
 def test_static_files_come_from_nginx_not_django(stack):

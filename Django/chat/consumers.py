@@ -1,0 +1,57 @@
+import os
+
+from pydantic import ValidationError
+
+from core.json_consumer import JsonConsumer
+
+from . import services
+from .rooms import InvalidRoomName, room_group_name
+from .schemas import ChatMessageIn
+
+# Close code for a refused room name (4000-4999 are the application's own).
+CLOSE_INVALID_ROOM = 4400
+
+
+class ChatConsumer(JsonConsumer):
+    """One socket in one room: history on connect, then messages both ways."""
+
+    async def connect(self):
+        self.room = self.scope["url_route"]["kwargs"]["room"]
+        try:
+            self.group = room_group_name(self.room)
+        except InvalidRoomName as error:
+            await self.accept()
+            await self.send_error(str(error))
+            await self.close(code=CLOSE_INVALID_ROOM)
+            return
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+        history = await services.aroom_history(room=self.room)
+        # The worker's PID shows which Uvicorn process holds this socket.
+        await self.send_json({"type": "history", "messages": history, "worker_pid": os.getpid()})
+
+    async def disconnect(self, code):
+        if hasattr(self, "group"):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def on_message(self, content):
+        try:
+            incoming = ChatMessageIn.model_validate(content)
+        except ValidationError as error:
+            await self.send_error(_describe(error))
+            return
+        message = await services.amessage_create(
+            room=self.room, nickname=incoming.nickname, text=incoming.text
+        )
+        await self.channel_layer.group_send(
+            self.group, {"type": "chat.message", "message": message}
+        )
+
+    async def chat_message(self, event):
+        await self.send_json({"type": "message", **event["message"]})
+
+
+def _describe(error: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(map(str, item['loc'])) or 'message'}: {item['msg']}" for item in error.errors()
+    )

@@ -1,0 +1,121 @@
+"""Real browsers (Debian's chromium driven by Playwright) through nginx."""
+
+import os
+import signal
+import uuid
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Headless on a machine with no network but loopback: nothing phones home.
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+XSS = ["<script>window.__xss = 1</script>", '<img src=x onerror="window.__xss = 1">']
+
+
+@pytest.fixture(scope="module")
+def playwright():
+    if not CHROMIUM.exists():
+        pytest.fail("chromium is not installed: sudo apt-get install chromium")
+    with sync_playwright() as running:
+        yield running
+
+
+@pytest.fixture
+def open_window(playwright, tmp_path):
+    """A separate browser (own profile, as a second person would have) per call."""
+    contexts = []
+
+    def open_window():
+        profile = tmp_path / f"profile-{len(contexts)}"
+        context = playwright.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=str(CHROMIUM),
+            args=FLAGS,
+            headless=True,
+            viewport={"width": 1100, "height": 760},
+        )
+        contexts.append(context)
+        page = context.pages[0] if context.pages else context.new_page()
+        page.errors = []
+        page.on("pageerror", lambda error: page.errors.append(str(error)))
+        return page
+
+    yield open_window
+    for context in contexts:
+        context.close()
+
+
+def send(page, nickname: str, text: str) -> None:
+    page.fill("#nickname", nickname)
+    page.fill("#text", text)
+    page.press("#text", "Enter")
+
+
+def test_two_windows_chat_history_survives_reload_and_html_stays_text(
+    stack, open_window, output_dir
+):
+    url = f"{stack.http_url}/chat/browser-{uuid.uuid4().hex[:8]}/"
+    alice, bob = open_window(), open_window()
+    for page in (alice, bob):
+        page.goto(url)
+        expect(page.locator("#state")).to_have_attribute("data-state", "open")
+
+    send(alice, "alice", "こんにちは from Alice 🍣")
+    expect(bob.locator("#messages li .text")).to_have_text(["こんにちは from Alice 🍣"])
+
+    bob.reload()
+    expect(bob.locator("#state")).to_have_attribute("data-state", "open")
+    expect(bob.locator("#messages li .text")).to_have_text(["こんにちは from Alice 🍣"])
+
+    for text in XSS:
+        send(alice, "mallory", text)
+    expected = ["こんにちは from Alice 🍣", *XSS]
+    for page in (alice, bob):
+        expect(page.locator("#messages li .text")).to_have_text(expected)
+        assert page.locator("#messages script, #messages img").count() == 0
+        assert page.evaluate("window.__xss") is None
+        assert page.errors == []
+
+    send(bob, "bob", "Hi Alice! 👋")
+    expect(alice.locator("#messages li .text").last).to_have_text("Hi Alice! 👋")
+    bob.screenshot(path=str(output_dir / "chat.png"))
+
+
+def test_landing_page_shows_every_check_green(stack, open_window, output_dir):
+    page = open_window()
+    page.goto(stack.http_url + "/")
+    checks = page.locator("#checks tr.check")
+    expect(page.locator("#checks tr.check.ok")).to_have_count(checks.count())
+    expect(page.locator("[data-check=websocket] .value")).to_contain_text("open through")
+    expect(page.locator("[data-check=request] .value")).to_contain_text("through nginx")
+    assert checks.count() == 6
+    assert page.errors == []
+    page.screenshot(path=str(output_dir / "landing.png"), full_page=True)
+
+
+def test_page_reconnects_with_backoff_when_its_worker_dies(stack, open_window):
+    page = open_window()
+    page.goto(f"{stack.http_url}/chat/reconnect-{uuid.uuid4().hex[:8]}/")
+    state = page.locator("#state")
+    expect(state).to_have_attribute("data-state", "open")
+    worker = int(state.get_attribute("data-worker"))
+
+    os.kill(worker, signal.SIGKILL)  # Gunicorn's master starts a replacement
+    expect(state).to_have_attribute("data-state", "reconnecting")
+    expect(state).to_contain_text("retrying in")
+    expect(state).to_have_attribute("data-state", "open", timeout=20_000)
+
+    send(page, "carol", "back again")
+    expect(page.locator("#messages li .text")).to_have_text(["back again"])
+    assert page.errors == []

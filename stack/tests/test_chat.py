@@ -1,0 +1,69 @@
+"""The chat through nginx on the real stack: two worker processes, MySQL, Redis."""
+
+import json
+import uuid
+
+from .conftest import open_socket, receive_until
+from .test_services import mysql_connection
+
+
+async def join_on_distinct_workers(stack, path: str, count: int = 2):
+    """Sockets to `path` until `count` of them are held by different worker processes."""
+    by_pid, spare = {}, []
+    for _ in range(40):
+        socket, history = await open_socket(stack, path)
+        assert history["type"] == "history"
+        if history["worker_pid"] in by_pid:
+            spare.append(socket)
+        else:
+            by_pid[history["worker_pid"]] = socket
+        if len(by_pid) == count:
+            break
+    for socket in spare:
+        await socket.close()
+    assert len(by_pid) == count, f"sockets landed on workers {list(by_pid)} only"
+    return list(by_pid.values())
+
+
+async def test_two_workers_chat_store_in_mysql_and_replay_as_history(stack):
+    room = f"stack-{uuid.uuid4().hex[:10]}"
+    path = f"/ws/chat/{room}/"
+    ann, bob = await join_on_distinct_workers(stack, path)
+    sent = {"ann": "こんにちは、世界 🍣🎉", "bob": "hello <b>back</b> 👋"}
+    try:
+        for nickname, sender in (("ann", ann), ("bob", bob)):
+            await sender.send(
+                json.dumps({"type": "message", "nickname": nickname, "text": sent[nickname]})
+            )
+            for socket in (ann, bob):
+                frame = await receive_until(
+                    socket, lambda f, who=nickname: f["type"] == "message" and f["nickname"] == who
+                )
+                assert frame["text"] == sent[nickname] and frame["room"] == room
+    finally:
+        await ann.close()
+        await bob.close()
+
+    connection = mysql_connection(stack)
+    try:
+        cursor = connection.cursor()
+        cursor.execute(
+            "SELECT m.nickname, m.text FROM chat_message m JOIN chat_room r ON r.id = m.room_id"
+            " WHERE r.slug = %s ORDER BY m.id",
+            [room],
+        )
+        assert cursor.fetchall() == (("ann", sent["ann"]), ("bob", sent["bob"]))
+    finally:
+        connection.close()
+
+    late, history = await open_socket(stack, path)
+    async with late:
+        assert [(m["nickname"], m["text"]) for m in history["messages"]] == list(sent.items())
+
+
+async def test_bad_room_name_through_nginx_is_refused_with_an_error(stack):
+    socket, frame = await open_socket(stack, "/ws/chat/..%2F..%2Fetc/")
+    async with socket:
+        assert frame["type"] == "error" and "room names are" in frame["detail"]
+        await socket.wait_closed()
+        assert socket.close_code == 4400
