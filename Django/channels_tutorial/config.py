@@ -2,7 +2,7 @@
 that docker-compose.yml lists for the django service)."""
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, field_validator
@@ -26,8 +26,11 @@ class ServerSettings(BaseSettings):
 class Settings(BaseSettings):
     """Everything settings.py needs. Unknown variables are ignored, missing ones are named."""
 
-    model_config = SettingsConfigDict(extra="ignore", secrets_dir=None)
+    # Secrets may also come as files named after the fields (secret_key, mysql_password,
+    # redis_password) in SECRETS_DIR, e.g. Docker secrets in /run/secrets.
+    model_config = SettingsConfigDict(extra="ignore")
 
+    environment: Literal["development", "production"] = "development"
     debug: bool = False
     secret_key: SecretStr
     allowed_hosts: CommaList = ["localhost", "127.0.0.1"]
@@ -43,6 +46,12 @@ class Settings(BaseSettings):
     redis_password: SecretStr | None = None
 
     static_root: Path
+
+    # Production only (behind a TLS-terminating proxy, see README "Production").
+    secure_ssl_redirect: bool = True
+    secure_hsts_seconds: int = Field(default=60, ge=0)
+    secure_hsts_include_subdomains: bool = True
+    secure_hsts_preload: bool = True
 
     @field_validator("allowed_hosts", "csrf_trusted_origins", mode="before")
     @classmethod

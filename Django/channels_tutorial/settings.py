@@ -4,18 +4,27 @@ Every deployment-specific value comes from the environment through the typed mod
 config.py, so a missing or malformed variable stops start-up with its name.
 """
 
+import os
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from .config import Settings
+from .guards import production_problems
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 try:
-    env = Settings()
+    env = Settings(_secrets_dir=os.environ.get("SECRETS_DIR") or None)
 except ValidationError as error:
     raise SystemExit(f"channels_tutorial: invalid environment\n{error}") from None
+
+PRODUCTION = env.environment == "production"
+if PRODUCTION and (problems := production_problems(env)):
+    raise SystemExit(
+        "channels_tutorial: refusing to start in production with unsafe settings:\n- "
+        + "\n- ".join(problems)
+    )
 
 DEBUG = env.debug
 SECRET_KEY = env.secret_key.get_secret_value()
@@ -35,6 +44,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Health probes come from the container itself (Host 127.0.0.1, plain HTTP): answer
+    # them before host validation and the HTTPS redirect.
+    "core.middleware.HealthProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -104,6 +116,16 @@ STATIC_URL = "/static/"
 # collectstatic writes here; nginx serves the same folder (a shared volume in Compose).
 STATIC_ROOT = env.static_root
 STATICFILES_DIRS = [BASE_DIR / "static"]
+
+if PRODUCTION:
+    # TLS ends at a proxy in front of nginx, which passes X-Forwarded-Proto on; Uvicorn
+    # turns it into request.scheme (FORWARDED_ALLOW_IPS), so Django knows it was HTTPS.
+    SECURE_SSL_REDIRECT = env.secure_ssl_redirect
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env.secure_hsts_seconds
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.secure_hsts_include_subdomains
+    SECURE_HSTS_PRELOAD = env.secure_hsts_preload
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

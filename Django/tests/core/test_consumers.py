@@ -70,3 +70,14 @@ async def test_foreign_origin_is_refused():
     )
     connected, _ = await comm.connect()
     assert not connected
+
+
+async def test_a_flood_is_rate_limited_with_error_frames_and_the_socket_survives(communicator):
+    await communicator.receive_json_from()
+    for n in range(60):
+        await communicator.send_json_to({"type": "echo", "text": str(n)})
+    frames = [await communicator.receive_json_from() for _ in range(60)]
+    echoed = [f for f in frames if f["type"] == "echo"]
+    limited = [f for f in frames if f["type"] == "error"]
+    assert 20 <= len(echoed) < 60
+    assert limited and all("rate limit" in f["detail"] for f in limited)
