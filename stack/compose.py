@@ -4,6 +4,7 @@ URL path or command of its health check. A wrong path or name here is an error."
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,9 @@ ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 
 _URL_PATH = re.compile(r"https?://[^/\s]+(/[^\s'\"]*)")
+# Compose interpolation: $$ is a literal $, ${VAR}, ${VAR:-default} and $VAR come from
+# the shell's environment.
+_INTERPOLATION = re.compile(r"\$(?:(\$)|\{([A-Za-z_]\w*)(?:(:?-)([^}]*))?\}|([A-Za-z_]\w*))")
 
 
 class ComposeError(RuntimeError):
@@ -93,8 +97,30 @@ class Service:
         return self._path(context)
 
 
+def interpolate(value, environ=os.environ):
+    """Apply Compose's variable interpolation to every string in a loaded file."""
+    if isinstance(value, dict):
+        return {key: interpolate(item, environ) for key, item in value.items()}
+    if isinstance(value, list):
+        return [interpolate(item, environ) for item in value]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match) -> str:
+        dollar, name, operator, default, bare = match.groups()
+        if dollar:
+            return "$"
+        name = name or bare
+        current = environ.get(name)
+        if operator == ":-" and not current or operator == "-" and current is None:
+            return default
+        return current or ""
+
+    return _INTERPOLATION.sub(substitute, value)
+
+
 def load(path: Path = COMPOSE_FILE) -> dict[str, Service]:
-    data = yaml.safe_load(path.read_text())
+    data = interpolate(yaml.safe_load(path.read_text()))
     return {
         name: Service(name, spec or {}, path.parent)
         for name, spec in (data.get("services") or {}).items()

@@ -1,6 +1,6 @@
 """The Gunicorn worker class: Uvicorn, from the uvicorn-worker package."""
 
-from uvicorn.protocols.websockets.websockets_impl import WebSocketProtocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn_worker import UvicornWorker as BaseUvicornWorker
 
 # Uvicorn pings idle WebSockets this often; nginx's proxy_read_timeout must be longer.
@@ -10,17 +10,19 @@ WS_MAX_SIZE = 64 * 1024
 GOING_AWAY = 1001
 
 
-class GoingAwayWebSocketProtocol(WebSocketProtocol):
+class GoingAwayWebSocketProtocol(WebSocketsSansIOProtocol):
     """On shutdown (SIGTERM), close open WebSockets with 1001 "going away", the code for
     a server going down, instead of Uvicorn's 1012; clients reconnect either way."""
 
     def shutdown(self) -> None:
-        self.ws_server.closing = True
-        if self.handshake_completed_event.is_set():
-            self.fail_connection(GOING_AWAY)
-        else:
-            self.send_500_response()
-        self.transport.close()
+        if self.handshake_complete and not self.close_sent:
+            self.stop_keepalive()
+            self.queue.put_nowait({"type": "websocket.disconnect", "code": GOING_AWAY})
+            self.conn.send_close(GOING_AWAY)
+            self.transport.write(b"".join(self.conn.data_to_send()))
+            self.transport.close()
+            return
+        super().shutdown()
 
 
 class UvicornWorker(BaseUvicornWorker):

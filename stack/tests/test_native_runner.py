@@ -92,3 +92,12 @@ def test_command_line_runner_starts_everything_and_sigterm_leaves_nothing(tmp_pa
             runner.kill()
     time.sleep(0.5)
     assert processes_using(str(run_dir)) == []
+
+
+def test_compose_interpolation_is_applied_like_compose():
+    environ = {"SET": "value", "EMPTY": ""}
+    assert compose.interpolate("$$scheme", environ) == "$scheme"
+    assert compose.interpolate("$${NGINX_PORT}", environ) == "${NGINX_PORT}"
+    assert compose.interpolate("a ${SET} $SET", environ) == "a value value"
+    assert compose.interpolate("${EMPTY:-dflt} ${EMPTY-dflt} ${NOPE-dflt}", environ) == "dflt  dflt"
+    assert compose.load()["nginx"].env()["NGINX_FORWARDED_PROTO"] == "$scheme"
