@@ -2,7 +2,7 @@
 POETRY ?= poetry
 RUN := $(POETRY) -P Django run
 
-.PHONY: deps native test lock
+.PHONY: deps native test lock faults
 
 ## Install the locked environment (Django's dependencies plus the test tools).
 deps:
@@ -17,6 +17,10 @@ native:
 ## Everything: lint, unit tests, static checks and whole-stack tests on real servers.
 test:
 	cd Django && $(POETRY) run pytest
+
+## Inject faults and hostile input into native stacks; print what survived (about 1 min).
+faults:
+	$(RUN) python -m stack.faults
 
 ## Re-lock after editing Django/pyproject.toml by hand (poetry add does this itself).
 lock:

@@ -10,6 +10,7 @@ readiness polling and shutdown are mirakuru's; this module only says what to sta
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import pwd
 import secrets
@@ -164,31 +165,49 @@ class NativeStack:
         return env
 
     # -- lifecycle -------------------------------------------------------------------
-    def start(self) -> NativeStack:
-        self.binaries = require_binaries()
-        self.logs.mkdir(parents=True, exist_ok=True)
+    ORDER = ("mysql", "redis", "django", "nginx")
+
+    def start(self, services: tuple[str, ...] = ORDER) -> NativeStack:
+        """Start `services` in order, each once its health check passes."""
         try:
-            for name, starter in [
-                ("mysql", self._start_mysql),
-                ("redis", self._start_redis),
-                ("django", self._start_django),
-                ("nginx", self._start_nginx),
-            ]:
-                executor = starter()
-                try:
-                    executor.start()
-                except Exception as error:
-                    raise StackError(
-                        f"{name} did not become ready: {error}\n--- {self.log_path(name)}\n"
-                        + self.log_tail(name)
-                    ) from error
-                self.executors[name] = executor
+            for name in services:
+                self.start_service(name)
         except BaseException:
             self.stop()
             raise
         return self
 
+    def start_service(self, name: str) -> None:
+        self.binaries = getattr(self, "binaries", None) or require_binaries()
+        self.logs.mkdir(parents=True, exist_ok=True)
+        executor = getattr(self, f"_start_{name}")()
+        try:
+            executor.start()
+        except Exception as error:
+            with contextlib.suppress(Exception):  # the start failure is what to report
+                executor.stop()
+            raise StackError(
+                f"{name} did not become ready: {error}\n--- {self.log_path(name)}\n"
+                + self.log_tail(name)
+            ) from error
+        self.executors[name] = executor
+
+    def stop_service(self, name: str) -> None:
+        self.executors.pop(name).stop()
+
+    def restart_service(self, name: str) -> None:
+        self.stop_service(name)
+        self.start_service(name)
+
+    def gunicorn_workers(self) -> list[int]:
+        """PIDs of the Uvicorn worker processes under the Gunicorn master."""
+        import psutil
+
+        master = psutil.Process(self.executors["django"].process.pid)
+        return sorted(child.pid for child in master.children())
+
     def stop(self) -> None:
+        """Stop everything still running, newest first."""
         for name in reversed(list(self.executors)):
             executor = self.executors.pop(name)
             try:
@@ -231,12 +250,19 @@ class NativeStack:
         base = self.run_dir / "mysql"
         datadir = base / "data"
         datadir.mkdir(parents=True, exist_ok=True)
-        root_password = env.get("MYSQL_ROOT_PASSWORD") or secrets.token_urlsafe(24)
-        (base / "root-password").write_text(root_password)
-        (base / "root-password").chmod(0o600)
+        password_file = base / "root-password"
+        root_password = (
+            env.get("MYSQL_ROOT_PASSWORD")
+            or (password_file.exists() and password_file.read_text())
+            or secrets.token_urlsafe(24)
+        )
+        password_file.write_text(root_password)
+        password_file.chmod(0o600)
         init_file = base / "init.sql"
         init_file.write_text(mysql_init_sql(env, root_password))
         init_file.chmod(0o600)
+        if (datadir / "mysql").is_dir():  # initialised already: a restart keeps the data
+            return self._mysql_executor(my_cnf, base, datadir, init_file)
         installed = subprocess.run(
             [
                 self.binaries["mariadb-install-db"],
@@ -252,6 +278,9 @@ class NativeStack:
         self.log_path("mysql").write_text(installed.stdout + installed.stderr)
         if installed.returncode:
             raise StackError(f"mariadb-install-db failed:\n{installed.stdout}{installed.stderr}")
+        return self._mysql_executor(my_cnf, base, datadir, init_file)
+
+    def _mysql_executor(self, my_cnf: Path, base: Path, datadir: Path, init_file: Path):
         command = [
             self.binaries["mariadbd"],
             f"--defaults-file={my_cnf}",

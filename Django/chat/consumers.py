@@ -24,15 +24,11 @@ class ChatConsumer(JsonConsumer):
             await self.send_error(str(error))
             await self.close(code=CLOSE_INVALID_ROOM)
             return
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.join(self.group)
         await self.accept()
         history = await services.aroom_history(room=self.room)
         # The worker's PID shows which Uvicorn process holds this socket.
         await self.send_json({"type": "history", "messages": history, "worker_pid": os.getpid()})
-
-    async def disconnect(self, code):
-        if hasattr(self, "group"):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def on_message(self, content):
         try:

@@ -1,8 +1,22 @@
+import asyncio
+import contextlib
 import json
+import logging
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from redis.exceptions import RedisError
 
+from .membership import is_member
 from .ratelimit import TokenBucket
+
+logger = logging.getLogger(__name__)
+
+# Close code when the channel layer is lost (e.g. Redis restarting): the client's socket
+# is closed cleanly and it reconnects, joining its groups again.
+CLOSE_LAYER_LOST = 1011
+# Close code when Redis no longer lists this socket in a group it joined (Redis restarted
+# and lost its data): the client reconnects, rejoins and gets the history it missed.
+CLOSE_MEMBERSHIP_LOST = 1012
 
 
 class JsonConsumer(AsyncJsonWebsocketConsumer):
@@ -17,10 +31,52 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
 
     rate_limit = 10.0
     rate_burst = 20
+    membership_check_interval = 2.0
+
+    async def __call__(self, scope, receive, send):
+        self.joined: list[str] = []
+        self.watchdog: asyncio.Task | None = None
+        try:
+            await super().__call__(scope, receive, send)
+        except (RedisError, OSError) as error:
+            logger.warning("channel layer lost (%s); closing the socket for a reconnect", error)
+            await send({"type": "websocket.close", "code": CLOSE_LAYER_LOST})
+        finally:
+            if self.watchdog is not None:
+                self.watchdog.cancel()
 
     async def websocket_connect(self, message):
         self.bucket = TokenBucket(self.rate_limit, self.rate_burst)
         await super().websocket_connect(message)
+        if self.channel_layer is not None and self.watched_groups():
+            self.watchdog = asyncio.create_task(self.watch_membership())
+
+    async def websocket_disconnect(self, message):
+        for group in self.joined:
+            with contextlib.suppress(RedisError, OSError):  # Redis may be the reason we left
+                await self.channel_layer.group_discard(group, self.channel_name)
+        await super().websocket_disconnect(message)
+
+    async def join(self, group: str) -> None:
+        """Join a group; left again on disconnect, and watched while connected."""
+        await self.channel_layer.group_add(group, self.channel_name)
+        self.joined.append(group)
+
+    def watched_groups(self) -> list[str]:
+        return [*self.groups, *self.joined]
+
+    async def watch_membership(self) -> None:
+        while True:
+            await asyncio.sleep(self.membership_check_interval)
+            for group in self.watched_groups():
+                try:
+                    member = await is_member(self.channel_layer, group, self.channel_name)
+                except (RedisError, OSError):
+                    continue  # Redis is away; the receive loop reports that
+                if member is False:
+                    logger.warning("no longer in group %s (Redis restarted?); closing", group)
+                    await self.close(code=CLOSE_MEMBERSHIP_LOST)
+                    return
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
         if not self.bucket.allow():

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.urls import path
 
 from . import views
@@ -10,3 +11,6 @@ urlpatterns = [
     path("readyz", views.readyz, name="readyz"),
     path("api/status", views.api_status, name="api-status"),
 ]
+
+if settings.DEBUG:
+    urlpatterns += [path("debug/slow", views.slow, name="debug-slow")]

@@ -1,3 +1,4 @@
+import asyncio
 import os
 
 from django.http import JsonResponse
@@ -30,3 +31,11 @@ async def api_status(request):
     """Every hop of the stack as JSON, for scripts and the landing page."""
     body = await status.stack_status(request)
     return JsonResponse(body, status=200 if body["ok"] else 503)
+
+
+async def slow(request):
+    """DEBUG only: a request that takes `seconds` (at most 10), to watch a graceful
+    shutdown finish in-flight requests (Gunicorn's graceful_timeout)."""
+    seconds = min(max(float(request.GET.get("seconds", "1")), 0.0), 10.0)
+    await asyncio.sleep(seconds)
+    return JsonResponse({"slept": seconds, "pid": os.getpid()})

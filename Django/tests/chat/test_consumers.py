@@ -88,3 +88,14 @@ async def test_bad_room_names_are_refused_with_a_clear_error(room):
     error = await communicator.receive_json_from()
     assert error["type"] == "error" and "room names are" in error["detail"]
     assert (await communicator.receive_output())["code"] == CLOSE_INVALID_ROOM
+
+
+async def test_a_socket_that_lost_its_group_membership_is_closed_to_resync(monkeypatch):
+    # What a Redis restart does: the memberships are gone, the socket is not.
+    monkeypatch.setattr("core.json_consumer.JsonConsumer.membership_check_interval", 0.05)
+    communicator, _ = await joined("resync")
+    from channels.layers import get_channel_layer
+
+    get_channel_layer().groups.clear()
+    closed = await communicator.receive_output(timeout=2)
+    assert closed == {"type": "websocket.close", "code": 1012}

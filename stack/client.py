@@ -1,0 +1,90 @@
+"""A chat participant over a real WebSocket, as the browser page is: it can reconnect
+after its socket drops, and it keeps the messages the server acknowledged (broadcast
+back with an id), so tests can check every one of them reached MySQL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import websockets
+
+
+class ChatClient:
+    def __init__(self, base_url: str, room: str, nickname: str, origin: str | None = None):
+        self.base_url, self.room, self.nickname = base_url, room, nickname
+        self.origin = origin or base_url
+        self.socket = None
+        self.worker_pid: int | None = None
+        self.acknowledged: list[dict] = []  # own messages the server stored and broadcast
+        self.received: list[dict] = []  # every "message" frame seen
+
+    @property
+    def url(self) -> str:
+        return self.base_url.replace("http://", "ws://", 1) + f"/ws/chat/{self.room}/"
+
+    async def connect(self, timeout: float = 10) -> dict:
+        self.socket = await websockets.connect(self.url, origin=self.origin, open_timeout=timeout)
+        history = await self.next_frame(timeout)
+        if history.get("type") != "history":
+            raise AssertionError(f"expected history, got {history}")
+        self.worker_pid = history["worker_pid"]
+        return history
+
+    async def reconnect(self, within: float = 30) -> float:
+        """Reconnect with backoff, like the page does; returns the seconds it took."""
+        start, delay = time.monotonic(), 0.2
+        while True:
+            try:
+                await self.connect(timeout=5)
+                return time.monotonic() - start
+            except (OSError, websockets.WebSocketException, AssertionError, TimeoutError):
+                if time.monotonic() - start > within:
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2)
+
+    @property
+    def is_open(self) -> bool:
+        return self.socket is not None and self.socket.close_code is None
+
+    async def next_frame(self, timeout: float = 5) -> dict:
+        async with asyncio.timeout(timeout):
+            frame = json.loads(await self.socket.recv())
+        if frame.get("type") == "message":
+            self.received.append(frame)
+        return frame
+
+    async def wait_for(self, predicate, timeout: float = 5) -> dict:
+        async with asyncio.timeout(timeout):
+            while True:
+                frame = await self.next_frame(timeout)
+                if predicate(frame):
+                    return frame
+
+    async def say(self, text: str, timeout: float = 5) -> dict:
+        """Send a message and wait until the server broadcasts it back (stored)."""
+        await self.send_frame({"type": "message", "nickname": self.nickname, "text": text})
+        frame = await self.wait_for(
+            lambda f: (
+                f.get("type") == "error"
+                or (
+                    f.get("type") == "message"
+                    and f["nickname"] == self.nickname
+                    and f["text"] == text
+                )
+            ),
+            timeout,
+        )
+        if frame["type"] == "error":
+            raise AssertionError(f"server refused {text!r}: {frame['detail']}")
+        self.acknowledged.append(frame)
+        return frame
+
+    async def send_frame(self, frame: dict | str | bytes) -> None:
+        await self.socket.send(frame if isinstance(frame, (str, bytes)) else json.dumps(frame))
+
+    async def close(self) -> None:
+        if self.socket is not None:
+            await self.socket.close()

@@ -1,0 +1,450 @@
+"""Fault injection and hostile input on the native stack, and the table of what survived.
+
+    make faults        # runs every scenario on fresh native stacks and prints the table
+
+Each scenario is a coroutine that injects one fault (or hostile input) into a running
+stack, checks the stack's promise under it with assertions, and returns its figures. The
+whole-stack tests (stack/tests/test_faults.py, test_hostile.py) run the same scenarios.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import httpx
+import MySQLdb
+import websockets
+
+from .client import ChatClient
+from .native import NativeStack
+
+
+@dataclass
+class Outcome:
+    kind: str  # "fault" or "hostile"
+    name: str
+    survived: bool = False
+    recovery_s: float | None = None
+    detail: str = ""
+    acknowledged: list[dict] = field(default_factory=list)
+    stored: int = 0
+
+
+def room() -> str:
+    return f"fault-{uuid.uuid4().hex[:10]}"
+
+
+def stored_ids(stack: NativeStack, ids: list[int]) -> set[int]:
+    """Which of these message ids are rows in MySQL."""
+    if not ids:
+        return set()
+    env = stack.django_env()
+    connection = MySQLdb.connect(
+        host="127.0.0.1",
+        port=stack.mysql_port,
+        user=env["MYSQL_USER"],
+        password=env["MYSQL_PASSWORD"],
+        database=env["MYSQL_DATABASE"],
+    )
+    try:
+        cursor = connection.cursor()
+        marks = ",".join(["%s"] * len(ids))
+        cursor.execute(f"SELECT id FROM chat_message WHERE id IN ({marks})", ids)
+        return {row[0] for row in cursor.fetchall()}
+    finally:
+        connection.close()
+
+
+async def clients_on_distinct_workers(stack: NativeStack, room_name: str) -> list[ChatClient]:
+    """One client per Uvicorn worker (connections are spread by the kernel)."""
+    workers = set(stack.gunicorn_workers())
+    by_pid: dict[int, ChatClient] = {}
+    for n in range(60):
+        client = ChatClient(stack.http_url, room_name, f"user{n}")
+        await client.reconnect(within=15)  # as the page does: retry with backoff
+        if client.worker_pid in by_pid:
+            await client.close()
+        else:
+            by_pid[client.worker_pid] = client
+        if set(by_pid) == workers:
+            return list(by_pid.values())
+    raise AssertionError(f"could not reach every worker {workers}, only {set(by_pid)}")
+
+
+async def everyone_hears(sender: ChatClient, others: list[ChatClient], text: str) -> None:
+    await sender.say(text)
+    for other in others:
+        await other.wait_for(lambda f: f.get("text") == text)
+
+
+# -- faults ------------------------------------------------------------------------------
+
+
+async def mysql_late(stack: NativeStack, outcome: Outcome) -> None:
+    """MySQL is not up when Django starts: Django waits (bounded), then becomes ready."""
+    stack.start(("redis",))
+    failure: list[BaseException] = []
+
+    def start_django():
+        try:
+            stack.start_service("django")
+        except BaseException as error:  # reported below
+            failure.append(error)
+
+    django = threading.Thread(target=start_django)
+    django.start()
+    await asyncio.sleep(4)
+    assert django.is_alive(), f"Django did not wait for MySQL: {failure}"
+    mysql_up = time.monotonic()
+    stack.start_service("mysql")
+    await asyncio.to_thread(django.join, 120)
+    assert not failure, failure
+    outcome.recovery_s = time.monotonic() - mysql_up
+    log = stack.log_tail("django", 10_000)
+    assert "database not ready" in log, "the wait was not logged"
+    assert "database ready after" in log, "the outcome of the wait was not logged"
+    stack.start_service("nginx")
+    client = ChatClient(stack.http_url, room(), "late")
+    await client.connect()
+    await client.say("stored once MySQL arrived")
+    outcome.acknowledged += client.acknowledged
+    await client.close()
+    outcome.detail = "Django waited for MySQL, then migrated and served"
+
+
+async def redis_restart(stack: NativeStack, outcome: Outcome) -> None:
+    """Redis restarts under connected clients: sockets drop cleanly, clients reconnect,
+    broadcasts flow again without restarting Django. Several clients per worker: only
+    the first few sockets of a worker see the Redis error themselves; the others learn
+    that their group is gone from the membership check."""
+    name = room()
+    clients = []
+    for _ in range(5):
+        clients += await clients_on_distinct_workers(stack, name)
+    await everyone_hears(clients[0], clients[1:], "before the restart")
+    stack.restart_service("redis")
+    restarted = time.monotonic()
+    closes = await asyncio.gather(*(_closed_within(client, 10) for client in clients))
+    assert set(closes) <= {1011, 1012}, f"sockets not closed cleanly after Redis loss: {closes}"
+    for client in clients:
+        await client.reconnect(within=30)
+    await everyone_hears(clients[-1], clients[:-1], "after the restart")
+    outcome.recovery_s = time.monotonic() - restarted
+    for client in clients:
+        outcome.acknowledged += client.acknowledged
+        await client.close()
+    outcome.detail = f"sockets closed ({sorted(set(closes))}), clients reconnected, broadcasts flow"
+
+
+async def _closed_within(client: ChatClient, seconds: float) -> int | None:
+    try:
+        await client.wait_for(lambda f: False, timeout=seconds)
+    except websockets.ConnectionClosed:
+        pass
+    except TimeoutError:
+        return None
+    return client.socket.close_code
+
+
+async def worker_killed(stack: NativeStack, outcome: Outcome) -> None:
+    """SIGKILL one Uvicorn worker: Gunicorn replaces it, the other worker's clients do
+    not notice, the killed worker's clients reconnect."""
+    clients = await clients_on_distinct_workers(stack, room())
+    victim, survivors = clients[0], clients[1:]
+    killed_pid, worker_count = victim.worker_pid, len(stack.gunicorn_workers())
+    os.kill(killed_pid, signal.SIGKILL)
+    killed = time.monotonic()
+    while (workers := stack.gunicorn_workers()) and (
+        killed_pid in workers or len(workers) < worker_count
+    ):
+        assert time.monotonic() - killed < 30, "Gunicorn did not replace the worker"
+        await asyncio.sleep(0.05)
+    outcome.recovery_s = time.monotonic() - killed
+    await everyone_hears(survivors[0], survivors[1:], "the other worker carries on")
+    assert all(client.is_open for client in survivors), "a survivor's socket dropped"
+    assert await _closed_within(victim, 10) is not None, "the killed worker's socket stayed open"
+    await victim.reconnect(within=30)
+    await everyone_hears(victim, survivors, "reconnected after the kill")
+    for client in clients:
+        outcome.acknowledged += client.acknowledged
+        await client.close()
+    outcome.detail = f"worker {killed_pid} replaced; the other worker's clients unaffected"
+
+
+async def mysql_restart(stack: NativeStack, outcome: Outcome) -> None:
+    """MySQL restarts: the next chat message after it is back is stored."""
+    client = ChatClient(stack.http_url, room(), "db")
+    await client.connect()
+    await client.say("before the MySQL restart")
+    stack.restart_service("mysql")
+    back = time.monotonic()
+    await client.say("first message after the restart")  # no stale-connection error
+    outcome.recovery_s = time.monotonic() - back
+    outcome.acknowledged += client.acknowledged
+    await client.close()
+    outcome.detail = "no stale connection: CONN_MAX_AGE = 0"
+
+
+async def gunicorn_sigterm(stack: NativeStack, outcome: Outcome) -> None:
+    """SIGTERM to Gunicorn: in-flight requests complete, WebSockets close with 1001,
+    the process exits within graceful_timeout, nginx shows its 'restarting' page."""
+    client = ChatClient(stack.http_url, room(), "term")
+    await client.connect()
+    await client.say("before SIGTERM")
+    graceful = int(stack.django_env()["GRACEFUL_TIMEOUT"])
+    master = stack.executors["django"].process
+    async with httpx.AsyncClient(timeout=30) as http:
+        in_flight = asyncio.create_task(http.get(stack.http_url + "/debug/slow?seconds=2"))
+        await asyncio.sleep(0.5)
+        master.send_signal(signal.SIGTERM)
+        sent = time.monotonic()
+        response = await in_flight
+        assert response.status_code == 200, f"in-flight request got {response.status_code}"
+        assert await _closed_within(client, 10) == 1001, "WebSocket not closed with 1001"
+        exit_code = await asyncio.to_thread(master.wait, graceful + 10)
+        exited = time.monotonic() - sent
+        assert exit_code == 0 and exited < graceful, f"exit {exit_code} after {exited:.1f}s"
+        down = await http.get(stack.http_url + "/")
+        assert down.status_code == 503 and "restarting" in down.text, down.text
+    stack.stop_service("django")
+    stack.start_service("django")
+    await client.reconnect(within=30)
+    await client.say("after the restart")
+    outcome.recovery_s = exited
+    outcome.acknowledged += client.acknowledged
+    await client.close()
+    outcome.detail = f"exited in {exited:.1f}s (< {graceful}s); in-flight request completed"
+
+
+FAULTS = [mysql_late, redis_restart, worker_killed, mysql_restart, gunicorn_sigterm]
+
+
+# -- hostile input -----------------------------------------------------------------------
+
+
+async def _error_and_still_open(client: ChatClient, frame) -> str:
+    await client.send_frame(frame)
+    error = await client.wait_for(lambda f: f.get("type") == "error")
+    await client.say("still open")
+    return error["detail"]
+
+
+async def malformed_frames(stack: NativeStack, outcome: Outcome) -> None:
+    client = ChatClient(stack.http_url, room(), "m")
+    await client.connect()
+    for frame in [
+        "{not json",
+        b"\x00\xff",
+        '{"type": "message"}',
+        '{"type": "message", "nickname": "m", "text": ""}',
+        '{"type": "nope"}',
+        "[]",
+    ]:
+        await _error_and_still_open(client, frame)
+    outcome.acknowledged += client.acknowledged
+    await client.close()
+    outcome.detail = "6 kinds, each an error frame; socket stayed open; nothing stored"
+
+
+async def oversized_frame(stack: NativeStack, outcome: Outcome) -> None:
+    client = ChatClient(stack.http_url, room(), "big")
+    await client.connect()
+    big = {"type": "message", "nickname": "big", "text": "x" * 100_000}
+    await client.send_frame(big)
+    code = await _closed_within(client, 10)
+    assert code == 1009, f"closed with {code}, not 1009"
+    outcome.detail = "100 kB frame: closed with 1009 before the app saw it"
+
+
+async def flood(stack: NativeStack, outcome: Outcome) -> None:
+    flooder = ChatClient(stack.http_url, room(), "flood")
+    bystander = ChatClient(stack.http_url, room(), "calm")
+    await flooder.connect()
+    await bystander.connect()
+    for n in range(300):
+        await flooder.send_frame({"type": "message", "nickname": "flood", "text": f"spam {n}"})
+    start = time.monotonic()
+    await bystander.say("other rooms are unaffected")
+    latency = time.monotonic() - start
+    errors = 0
+    while errors == 0 or flooder.received == []:
+        frame = await flooder.next_frame()
+        errors += frame.get("type") == "error" and "rate limit" in frame["detail"]
+    assert latency < 2, f"bystander waited {latency:.2f}s"
+    outcome.acknowledged += bystander.acknowledged
+    outcome.detail = (
+        f"rate-limited with error frames; other room answered in {latency * 1000:.0f} ms"
+    )
+    await flooder.close()
+    await bystander.close()
+
+
+async def foreign_origin(stack: NativeStack, outcome: Outcome) -> None:
+    client = ChatClient(stack.http_url, room(), "x", origin="http://evil.example")
+    try:
+        await client.connect()
+    except websockets.InvalidStatus as refused:
+        assert refused.response.status_code == 403
+        outcome.detail = "handshake refused with 403"
+        return
+    raise AssertionError("a foreign Origin was accepted")
+
+
+async def unknown_host(stack: NativeStack, outcome: Outcome) -> None:
+    response = httpx.get(stack.http_url + "/", headers={"Host": "attacker.example"})
+    assert response.status_code == 400, response.status_code
+    outcome.detail = "Host not in ALLOWED_HOSTS: 400"
+
+
+async def path_tricks(stack: NativeStack, outcome: Outcome) -> None:
+    refused_by = {}
+    for trick in ["..%2F..%2Fetc", "a%00b", "%2e%2e", "UPPER", "a" * 120]:
+        client = ChatClient(stack.http_url, trick, "x")
+        try:
+            client.socket = await websockets.connect(client.url, origin=stack.http_url)
+        except websockets.InvalidStatus as refused:  # refused before Django: also fine
+            assert refused.response.status_code == 400, refused
+            refused_by[trick] = "HTTP 400"
+        else:
+            frame = await client.next_frame()
+            assert frame["type"] == "error" and "room names are" in frame["detail"], frame
+            assert await _closed_within(client, 5) == 4400
+            refused_by[trick] = "close 4400"
+        page = httpx.get(f"{stack.http_url}/chat/{trick}/")
+        assert page.status_code == 400, (trick, page.status_code)
+    outcome.detail = "room-name tricks refused: " + ", ".join(
+        f"{trick[:12]} ({how})" for trick, how in refused_by.items()
+    )
+
+
+async def slow_reader(stack: NativeStack, outcome: Outcome) -> None:
+    """A client that never reads does not stall the others in its room."""
+    name = room()
+    lazy = socket.socket()
+    lazy.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    lazy.connect(("127.0.0.1", stack.django_port))
+    lazy.sendall(
+        f"GET /ws/chat/{name}/ HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        f"Sec-WebSocket-Version: 13\r\nOrigin: {stack.http_url}\r\n\r\n".encode()
+    )
+    senders = [ChatClient(stack.http_url, name, f"s{n}") for n in range(10)]
+    reader = ChatClient(stack.http_url, name, "reader")
+    await reader.connect()
+    for sender in senders:
+        await sender.connect()
+    text = "z" * 1900
+    start = time.monotonic()
+    try:
+        for burst in range(2):
+            await asyncio.gather(
+                *(s.say(f"{burst}-{n}-{text}", timeout=15) for n, s in enumerate(senders))
+            )
+        expected = {f"{b}-{n}-{text}" for b in range(2) for n in range(10)}
+        while expected - {f["text"] for f in reader.received}:
+            await reader.next_frame(timeout=10)
+        elapsed = time.monotonic() - start
+    finally:
+        lazy.close()
+    for sender in senders:
+        outcome.acknowledged += sender.acknowledged
+        await sender.close()
+    await reader.close()
+    outcome.detail = (
+        f"20 x 2 kB broadcasts reached the reader in {elapsed:.2f}s beside a non-reader"
+    )
+
+
+HOSTILE = [
+    malformed_frames,
+    oversized_frame,
+    flood,
+    foreign_origin,
+    unknown_host,
+    path_tricks,
+    slow_reader,
+]
+
+
+# -- running and reporting ---------------------------------------------------------------
+
+
+async def run(scenario, stack: NativeStack, kind: str) -> Outcome:
+    outcome = Outcome(kind, scenario.__name__)
+    try:
+        await scenario(stack, outcome)
+        outcome.survived = True
+    except Exception as error:  # a failed scenario is a row in the table, not a crash
+        outcome.detail = f"{type(error).__name__}: {error}"
+    ids = [m["id"] for m in outcome.acknowledged]
+    outcome.stored = len(stored_ids(stack, ids)) if "mysql" in stack.executors else 0
+    return outcome
+
+
+def table(outcomes: list[Outcome]) -> str:
+    rows = [("kind", "scenario", "result", "recovery", "sent", "stored", "detail")]
+    for o in outcomes:
+        recovery = f"{o.recovery_s:.2f} s" if o.recovery_s is not None else "-"
+        result = (
+            "survived"
+            if o.survived and o.kind == "fault"
+            else "rejected"
+            if o.survived
+            else "FAILED"
+        )
+        rows.append(
+            (o.kind, o.name, result, recovery, str(len(o.acknowledged)), str(o.stored), o.detail)
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(6)]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row[:6], widths, strict=True))
+        + "  "
+        + row[6]
+        for row in rows
+    ]
+    faults = [o for o in outcomes if o.kind == "fault"]
+    hostile = [o for o in outcomes if o.kind == "hostile"]
+    sent = sum(len(o.acknowledged) for o in outcomes)
+    stored = sum(o.stored for o in outcomes)
+    lines += [
+        "",
+        f"faults injected: {len(faults)}, survived: {sum(o.survived for o in faults)}",
+        f"hostile inputs tried: {len(hostile)}, rejected: {sum(o.survived for o in hostile)}",
+        f"messages acknowledged: {sent}, stored in MySQL: {stored}"
+        + ("  (equal)" if sent == stored else "  (LOST MESSAGES)"),
+    ]
+    return "\n".join(lines)
+
+
+async def run_all() -> list[Outcome]:
+    outcomes = []
+    late = NativeStack(django_env={"WEB_CONCURRENCY": "2"})  # mysql_late starts it itself
+    try:
+        outcomes.append(await run(mysql_late, late, "fault"))
+    finally:
+        late.stop()
+    with NativeStack(django_env={"WEB_CONCURRENCY": "2"}) as stack:
+        for scenario in FAULTS[1:]:
+            outcomes.append(await run(scenario, stack, "fault"))
+        for scenario in HOSTILE:
+            outcomes.append(await run(scenario, stack, "hostile"))
+    return outcomes
+
+
+def main() -> int:
+    outcomes = asyncio.run(run_all())
+    print(table(outcomes))
+    lost = sum(len(o.acknowledged) for o in outcomes) != sum(o.stored for o in outcomes)
+    return 1 if lost or not all(o.survived for o in outcomes) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""Faults, each on the native stack; every acknowledged message must be in MySQL."""
+
+import pytest
+
+from stack import faults
+from stack.native import NativeStack
+
+
+@pytest.fixture(scope="module")
+def fault_stack():
+    # Its own stack: these tests kill and restart servers.
+    with NativeStack(django_env={"WEB_CONCURRENCY": "2"}) as running:
+        yield running
+
+
+async def assert_survives(scenario, stack):
+    outcome = await faults.run(scenario, stack, "fault")
+    assert outcome.survived, outcome.detail
+    assert outcome.acknowledged, "the scenario sent no message"
+    assert outcome.stored == len(outcome.acknowledged), "an acknowledged message is not in MySQL"
+    return outcome
+
+
+async def test_mysql_not_up_when_django_starts():
+    stack = NativeStack(django_env={"WEB_CONCURRENCY": "2"})
+    try:
+        await assert_survives(faults.mysql_late, stack)
+    finally:
+        stack.stop()
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    [faults.redis_restart, faults.worker_killed, faults.mysql_restart, faults.gunicorn_sigterm],
+    ids=lambda scenario: scenario.__name__,
+)
+async def test_fault(fault_stack, scenario):
+    outcome = await assert_survives(scenario, fault_stack)
+    assert outcome.recovery_s is not None
+
+
+def test_the_figures_table_counts_and_flags_losses():
+    ok = faults.Outcome("fault", "a", True, 1.5, "fine", [{"id": 1}], 1)
+    lost = faults.Outcome("fault", "b", True, 0.1, "", [{"id": 2}, {"id": 3}], 1)
+    rejected = faults.Outcome("hostile", "c", True, None, "refused")
+    text = faults.table([ok, lost, rejected])
+    assert "faults injected: 2, survived: 2" in text
+    assert "hostile inputs tried: 1, rejected: 1" in text
+    assert "messages acknowledged: 3, stored in MySQL: 2  (LOST MESSAGES)" in text
+    assert "1.50 s" in text
