@@ -144,6 +144,32 @@ async def redis_restart(stack: NativeStack, outcome: Outcome) -> None:
     outcome.detail = f"sockets closed ({sorted(set(closes))}), clients reconnected, broadcasts flow"
 
 
+async def redis_flushed(stack: NativeStack, outcome: Outcome) -> None:
+    """Redis loses its data but not its connections (FLUSHALL, or eviction at maxmemory):
+    sockets notice their group is gone, close with 1012 and reconnect."""
+    import redis
+
+    name = room()
+    clients = await clients_on_distinct_workers(stack, name)
+    await everyone_hears(clients[0], clients[1:], "before the flush")
+    client = redis.Redis(host="127.0.0.1", port=stack.redis_port)
+    try:
+        client.flushall()
+    finally:
+        client.close()
+    flushed = time.monotonic()
+    closes = await asyncio.gather(*(_closed_within(c, 10) for c in clients))
+    assert set(closes) == {1012}, f"sockets did not resync after the flush: {closes}"
+    for c in clients:
+        await c.reconnect(within=30)
+    await everyone_hears(clients[-1], clients[:-1], "after the flush")
+    outcome.recovery_s = time.monotonic() - flushed
+    for c in clients:
+        outcome.acknowledged += c.acknowledged
+        await c.close()
+    outcome.detail = "group memberships lost: sockets closed with 1012 and rejoined"
+
+
 async def _closed_within(client: ChatClient, seconds: float) -> int | None:
     try:
         await client.wait_for(lambda f: False, timeout=seconds)
@@ -224,7 +250,7 @@ async def gunicorn_sigterm(stack: NativeStack, outcome: Outcome) -> None:
     outcome.detail = f"exited in {exited:.1f}s (< {graceful}s); in-flight request completed"
 
 
-FAULTS = [mysql_late, redis_restart, worker_killed, mysql_restart, gunicorn_sigterm]
+FAULTS = [mysql_late, redis_restart, redis_flushed, worker_killed, mysql_restart, gunicorn_sigterm]
 
 
 # -- hostile input -----------------------------------------------------------------------

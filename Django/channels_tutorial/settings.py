@@ -8,8 +8,6 @@ import os
 from pathlib import Path
 
 from pydantic import ValidationError
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
 
 from .config import Settings
 from .guards import production_problems
@@ -98,17 +96,8 @@ DATABASES = {
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {
-            "hosts": [
-                {
-                    "address": env.channel_layer_url,
-                    # After a Redis restart every pooled connection is dead once; retry
-                    # on a fresh one (about 2.5 s in all) instead of failing the socket.
-                    # Lost group memberships are caught by core.json_consumer.
-                    "retry": Retry(ExponentialBackoff(cap=1.0, base=0.1), retries=5),
-                }
-            ]
-        },
+        # Losing Redis is handled in core.json_consumer: sockets close and reconnect.
+        "CONFIG": {"hosts": [env.channel_layer_url]},
     }
 }
 

@@ -2,6 +2,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from redis.exceptions import RedisError
@@ -17,6 +18,21 @@ CLOSE_LAYER_LOST = 1011
 # Close code when Redis no longer lists this socket in a group it joined (Redis restarted
 # and lost its data): the client reconnects, rejoins and gets the history it missed.
 CLOSE_MEMBERSHIP_LOST = 1012
+# After Redis restarts, every pooled connection of a worker is dead; the first consumer
+# to notice drops them all (at most once per this many seconds), so the other sockets
+# fail fast and reconnect on fresh connections instead of failing one by one later.
+POOL_RESET_INTERVAL = 2.0
+_last_pool_reset = -POOL_RESET_INTERVAL
+
+
+async def reset_layer_pools(layer) -> None:
+    global _last_pool_reset
+    now = time.monotonic()
+    if now - _last_pool_reset < POOL_RESET_INTERVAL or not hasattr(layer, "close_pools"):
+        return
+    _last_pool_reset = now
+    with contextlib.suppress(RedisError, OSError):
+        await layer.close_pools()
 
 
 class JsonConsumer(AsyncJsonWebsocketConsumer):
@@ -40,6 +56,7 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
             await super().__call__(scope, receive, send)
         except (RedisError, OSError) as error:
             logger.warning("channel layer lost (%s); closing the socket for a reconnect", error)
+            await reset_layer_pools(self.channel_layer)
             await send({"type": "websocket.close", "code": CLOSE_LAYER_LOST})
         finally:
             if self.watchdog is not None:

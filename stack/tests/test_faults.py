@@ -31,7 +31,13 @@ async def test_mysql_not_up_when_django_starts():
 
 @pytest.mark.parametrize(
     "scenario",
-    [faults.redis_restart, faults.worker_killed, faults.mysql_restart, faults.gunicorn_sigterm],
+    [
+        faults.redis_restart,
+        faults.redis_flushed,
+        faults.worker_killed,
+        faults.mysql_restart,
+        faults.gunicorn_sigterm,
+    ],
     ids=lambda scenario: scenario.__name__,
 )
 async def test_fault(fault_stack, scenario):
