@@ -126,9 +126,9 @@ class NativeStack:
         http_port: int | None = None,
         django_port: int | None = None,
         django_env: dict[str, str] | None = None,
-        compose_file: Path = compose.COMPOSE_FILE,
+        compose_files: tuple[Path, ...] = (compose.COMPOSE_FILE,),
     ) -> None:
-        self.services = compose.load(compose_file)
+        self.services = compose.load(*compose_files)
         self.run_dir = Path(run_dir or tempfile.mkdtemp(prefix="channels-stack-"))
         self.owns_run_dir = run_dir is None
         self.http_port = http_port or free_port()
@@ -341,7 +341,7 @@ class NativeStack:
     def write_nginx_config(self) -> Path:
         """Render nginx/templates for local addresses under a native nginx.conf."""
         service = self.services["nginx"]
-        templates = service.bind_source("/etc/nginx/templates")
+        templates = service.mounted_dir("/etc/nginx/templates")
         prefix = self.run_dir / "nginx"
         conf_d = prefix / "conf.d"
         conf_d.mkdir(parents=True, exist_ok=True)
@@ -353,9 +353,10 @@ class NativeStack:
             DJANGO_PORT=str(self.django_port),
             STATIC_ROOT=str(self.static_root),
         )
-        for template in sorted(templates.glob("*.template")):
-            rendered = render_template(template.read_text(), env)
-            (conf_d / template.name.removesuffix(".template")).write_text(rendered)
+        for name, template in templates:
+            if name.endswith(".template"):
+                rendered = render_template(template.read_text(), env)
+                (conf_d / name.removesuffix(".template")).write_text(rendered)
         # The image's own nginx.conf, reduced to what a process without root needs.
         user_line = f"user {self.user};" if os.geteuid() == 0 else ""
         temp = prefix / "temp"
@@ -410,7 +411,16 @@ def main() -> int:
     parser.add_argument(
         "--run-dir", type=Path, help="keep all state here (default: a temp dir, removed on exit)"
     )
+    parser.add_argument(
+        "-f",
+        "--file",
+        dest="files",
+        type=Path,
+        action="append",
+        help="compose files, as for `docker compose -f` (default: docker-compose.yml)",
+    )
     args = parser.parse_args()
+    files = tuple(path.resolve() for path in args.files or [compose.COMPOSE_FILE])
     http_port = int(os.environ.get("HTTP_PORT", "8000"))
     django_port = int(os.environ.get("DJANGO_PORT", "8080"))
 
@@ -420,7 +430,13 @@ def main() -> int:
     signal.signal(signal.SIGTERM, terminate)
     if args.run_dir:
         args.run_dir.mkdir(parents=True, exist_ok=True)
-    stack = NativeStack(run_dir=args.run_dir, http_port=http_port, django_port=django_port)
+    try:
+        stack = NativeStack(
+            run_dir=args.run_dir, http_port=http_port, django_port=django_port, compose_files=files
+        )
+    except compose.ComposeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     print(
         f"starting MariaDB, Redis, Django and nginx (state and logs in {stack.run_dir}) ...",
         flush=True,

@@ -17,7 +17,8 @@ SAFE = {
     "CSRF_TRUSTED_ORIGINS": "https://chat.example.com",
     "MYSQL_DATABASE": "d",
     "MYSQL_USER": "u",
-    "MYSQL_PASSWORD": "p",
+    "MYSQL_PASSWORD": secrets.token_urlsafe(20),
+    "REDIS_PASSWORD": secrets.token_urlsafe(20),
     "STATIC_ROOT": "/tmp",
     "SECURE_HSTS_SECONDS": "31536000",
 }
@@ -53,6 +54,9 @@ def test_check_deploy_is_clean_in_production():
         ({"DEBUG": "1"}, "DEBUG is on"),
         ({"ALLOWED_HOSTS": "*"}, "wildcard"),
         ({"ALLOWED_HOSTS": ""}, "ALLOWED_HOSTS is empty"),
+        ({"MYSQL_PASSWORD": "development-only-password"}, "MYSQL_PASSWORD is the development"),
+        ({"REDIS_PASSWORD": ""}, "REDIS_PASSWORD is empty"),
+        ({"REDIS_PASSWORD": "generate-me"}, "REDIS_PASSWORD is a placeholder"),
     ],
 )
 def test_unsafe_production_settings_are_refused_with_one_clear_message(overrides, message):

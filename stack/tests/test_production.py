@@ -1,0 +1,181 @@
+"""Production mode: docker-compose.yml + docker-compose.prod.yml, checked statically and
+run natively (real servers, production settings, Redis with a password)."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import httpx
+import pytest
+import redis
+
+from stack import compose
+from stack.client import ChatClient
+from stack.compose import COMPOSE_FILE, PROD_FILE, ROOT
+from stack.native import NativeStack
+from stack.prod_env import EXAMPLES, PLACEHOLDER, write_prod_env
+
+PROJECT = compose.read_files([COMPOSE_FILE, PROD_FILE])
+SERVICES = PROJECT["services"]
+HOST = "chat.example.com"
+
+
+def test_merged_production_project_matches_the_compose_schema(tmp_path):
+    merged = tmp_path / "merged.json"
+    merged.write_text(json.dumps(PROJECT))
+    result = subprocess.run(
+        [
+            str(shutil.which("check-jsonschema", path=str(sys.prefix + "/bin"))),
+            "--builtin-schema",
+            "vendor.compose-spec",
+            str(merged),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_no_bind_mounts_in_production():
+    for name, spec in SERVICES.items():
+        for volume in spec.get("volumes", []):
+            assert volume["type"] != "bind", (name, volume)
+
+
+def test_only_nginx_publishes_a_port():
+    published = {name: spec["ports"] for name, spec in SERVICES.items() if spec.get("ports")}
+    assert list(published) == ["nginx"]
+    (port,) = published["nginx"]
+    assert port["published"] == "80"
+    assert port["target"] == int(SERVICES["nginx"]["environment"]["NGINX_PORT"])
+
+
+@pytest.mark.parametrize("name", ["nginx", "django", "mysql", "redis"])
+def test_limits_and_log_rotation(name):
+    spec = SERVICES[name]
+    assert spec["deploy"]["resources"]["limits"]["memory"]
+    assert spec["logging"]["options"]["max-size"]
+
+
+@pytest.mark.parametrize("name", ["nginx", "django", "redis"])
+def test_read_only_root_filesystems(name):
+    assert SERVICES[name]["read_only"] is True
+
+
+def test_processes_are_not_root():
+    assert SERVICES["nginx"]["user"] == "101:101"
+    assert SERVICES["redis"]["user"] == "redis"
+    assert "\nUSER ${UID}:${GID}\n" in (ROOT / "Django/Dockerfile").read_text()
+    # mysql: the image runs mysqld as its mysql user itself.
+
+
+def test_production_env_files_are_appended_and_never_committed():
+    assert SERVICES["django"]["env_file"][-3:] == [
+        "./Django/.env.django.prod",
+        "./MySQL/.env.mysql.prod",
+        "./Redis/.redis.env.prod",
+    ]
+    for example in EXAMPLES:
+        real = example.removesuffix(".example")
+        ignored = subprocess.run(["git", "check-ignore", "-q", real], cwd=ROOT)
+        assert ignored.returncode == 0, f"{real} is not ignored by git"
+        tracked = subprocess.run(
+            ["git", "ls-files", "--error-unmatch", example], cwd=ROOT, capture_output=True
+        )
+        assert tracked.returncode == 0, f"{example} is not committed"
+
+
+@pytest.fixture(scope="module")
+def prod_copy(tmp_path_factory):
+    """The repository's files in a temp dir, with freshly generated production secrets."""
+    copy = tmp_path_factory.mktemp("prod") / "repo"
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    for name in files:
+        (copy / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, copy / name)
+    write_prod_env(copy)
+    return copy
+
+
+def test_prod_env_fills_every_placeholder_and_keeps_existing_files(prod_copy):
+    for example in EXAMPLES:
+        text = (prod_copy / example.removesuffix(".example")).read_text()
+        assert PLACEHOLDER not in text
+    before = (prod_copy / "Django/.env.django.prod").read_text()
+    assert write_prod_env(prod_copy) == []
+    assert (prod_copy / "Django/.env.django.prod").read_text() == before
+
+
+@pytest.fixture(scope="module")
+def prod_stack(prod_copy):
+    files = (prod_copy / "docker-compose.yml", prod_copy / "docker-compose.prod.yml")
+    with NativeStack(compose_files=files) as running:
+        yield running
+
+
+def test_check_deploy_is_clean_with_the_production_environment(prod_stack):
+    env = {**prod_stack.django_env(), "PATH": "/usr/bin:/bin"}
+    assert env["ENVIRONMENT"] == "production" and env["DEBUG"] == "0"
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=prod_stack.services["django"].build_context(),
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def get(stack, path="/", **headers):
+    headers = {"Host": HOST, "X-Forwarded-Proto": "https", **headers}
+    return httpx.get(stack.http_url + path, headers=headers)
+
+
+def test_pages_behind_the_tls_proxy_carry_security_headers(prod_stack):
+    response = get(prod_stack)
+    assert response.status_code == 200
+    assert response.headers["server"] == "nginx"  # no version
+    assert "default-src 'self'" in response.headers["content-security-policy"]
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["referrer-policy"] == "same-origin"
+    assert response.headers["strict-transport-security"].startswith("max-age=")
+    assert "secure" in get(prod_stack, "/admin/login/").headers["set-cookie"].lower()
+
+
+def test_plain_http_is_redirected_to_https(prod_stack):
+    response = get(prod_stack, **{"X-Forwarded-Proto": "http"})
+    assert response.status_code == 301
+    assert response.headers["location"] == f"https://{HOST}/"
+
+
+def test_unknown_host_and_debug_endpoints_are_refused(prod_stack):
+    assert get(prod_stack, Host="attacker.example").status_code == 400
+    assert get(prod_stack, "/debug/slow").status_code == 404
+
+
+def test_large_bodies_are_refused_by_nginx(prod_stack):
+    response = httpx.post(
+        prod_stack.http_url + "/",
+        content=b"x" * (2 * 1024 * 1024),
+        headers={"Host": HOST, "X-Forwarded-Proto": "https"},
+    )
+    assert response.status_code == 413
+
+
+async def test_chat_works_with_the_redis_password_and_redis_refuses_without(prod_stack):
+    client = ChatClient(prod_stack.http_url, "prod-room", "ops", origin=f"https://{HOST}")
+    await client.connect()
+    stored = await client.say("hello from production")
+    assert stored["id"]
+    await client.close()
+    anonymous = redis.Redis(host="127.0.0.1", port=prod_stack.redis_port)
+    with pytest.raises(redis.AuthenticationError):
+        anonymous.ping()
+    anonymous.close()
