@@ -2,7 +2,7 @@
 POETRY ?= poetry
 RUN := $(POETRY) -P Django run
 
-.PHONY: deps native test lock faults
+.PHONY: deps native test lock faults prod-env
 
 ## Install the locked environment (Django's dependencies plus the test tools).
 deps:
@@ -21,6 +21,10 @@ test:
 ## Inject faults and hostile input into native stacks; print what survived (about 1 min).
 faults:
 	$(RUN) python -m stack.faults
+
+## Write the production env files (*.prod, never committed) with random secrets.
+prod-env:
+	$(RUN) python -m stack.prod_env
 
 ## Re-lock after editing Django/pyproject.toml by hand (poetry add does this itself).
 lock:

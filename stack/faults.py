@@ -42,10 +42,7 @@ def room() -> str:
     return f"fault-{uuid.uuid4().hex[:10]}"
 
 
-def stored_ids(stack: NativeStack, ids: list[int]) -> set[int]:
-    """Which of these message ids are rows in MySQL."""
-    if not ids:
-        return set()
+def _query(stack: NativeStack, sql: str, params: list) -> list[tuple]:
     env = stack.django_env()
     connection = MySQLdb.connect(
         host="127.0.0.1",
@@ -56,11 +53,27 @@ def stored_ids(stack: NativeStack, ids: list[int]) -> set[int]:
     )
     try:
         cursor = connection.cursor()
-        marks = ",".join(["%s"] * len(ids))
-        cursor.execute(f"SELECT id FROM chat_message WHERE id IN ({marks})", ids)
-        return {row[0] for row in cursor.fetchall()}
+        cursor.execute(sql, params)
+        return list(cursor.fetchall())
     finally:
         connection.close()
+
+
+def stored_ids(stack: NativeStack, ids: list[int]) -> set[int]:
+    """Which of these message ids are rows in MySQL."""
+    if not ids:
+        return set()
+    marks = ",".join(["%s"] * len(ids))
+    rows = _query(stack, f"SELECT id FROM chat_message WHERE id IN ({marks})", ids)
+    return {row[0] for row in rows}
+
+
+def room_rows(stack: NativeStack, room_name: str) -> int:
+    """How many messages MySQL holds for the room."""
+    sql = (
+        "SELECT COUNT(*) FROM chat_message m JOIN chat_room r ON r.id = m.room_id WHERE r.slug = %s"
+    )
+    return _query(stack, sql, [room_name])[0][0]
 
 
 async def clients_on_distinct_workers(stack: NativeStack, room_name: str) -> list[ChatClient]:
@@ -276,6 +289,8 @@ async def malformed_frames(stack: NativeStack, outcome: Outcome) -> None:
     ]:
         await _error_and_still_open(client, frame)
     outcome.acknowledged += client.acknowledged
+    # Only the "still open" messages are stored, none of the bad frames.
+    assert room_rows(stack, client.room) == len(client.acknowledged)
     await client.close()
     outcome.detail = "6 kinds, each an error frame; socket stayed open; nothing stored"
 
@@ -287,6 +302,7 @@ async def oversized_frame(stack: NativeStack, outcome: Outcome) -> None:
     await client.send_frame(big)
     code = await _closed_within(client, 10)
     assert code == 1009, f"closed with {code}, not 1009"
+    assert room_rows(stack, client.room) == 0, "the oversized message was stored"
     outcome.detail = "100 kB frame: closed with 1009 before the app saw it"
 
 

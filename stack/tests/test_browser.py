@@ -49,6 +49,13 @@ def open_window(playwright, tmp_path):
         page = context.pages[0] if context.pages else context.new_page()
         page.errors = []
         page.on("pageerror", lambda error: page.errors.append(str(error)))
+        # Content Security Policy violations are reported on the console.
+        page.on(
+            "console",
+            lambda message: (
+                "Content Security Policy" in message.text and page.errors.append(message.text)
+            ),
+        )
         return page
 
     yield open_window
@@ -119,3 +126,13 @@ def test_page_reconnects_with_backoff_when_its_worker_dies(stack, open_window):
     send(page, "carol", "back again")
     expect(page.locator("#messages li .text")).to_have_text(["back again"])
     assert page.errors == []
+
+
+def test_pages_pass_the_content_security_policy(stack, open_window):
+    page = open_window()
+    for path in ["/", "/chat/", "/chat/csp-check/", "/admin/login/"]:
+        response = page.goto(stack.http_url + path)
+        assert "default-src 'self'" in response.headers["content-security-policy"]
+        page.wait_for_load_state("networkidle")
+    expect(page.locator("#id_username")).to_be_visible()
+    assert page.errors == [], page.errors

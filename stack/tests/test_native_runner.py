@@ -101,3 +101,46 @@ def test_compose_interpolation_is_applied_like_compose():
     assert compose.interpolate("a ${SET} $SET", environ) == "a value value"
     assert compose.interpolate("${EMPTY:-dflt} ${EMPTY-dflt} ${NOPE-dflt}", environ) == "dflt  dflt"
     assert compose.load()["nginx"].env()["NGINX_FORWARDED_PROTO"] == "$scheme"
+
+
+def test_override_files_merge_with_composes_rules(tmp_path):
+    base = tmp_path / "base.yml"
+    base.write_text(
+        "services:\n"
+        "  web:\n"
+        "    env_file: [a.env]\n"
+        "    ports: [{target: 80, published: '80'}]\n"
+        "    volumes:\n"
+        "      - {type: bind, source: ./code, target: /app}\n"
+        "      - {type: volume, source: data, target: /data}\n"
+        "    healthcheck: {test: [CMD, old]}\n"
+    )
+    override = tmp_path / "prod.yml"
+    override.write_text(
+        "services:\n"
+        "  web:\n"
+        "    env_file: [b.env]\n"
+        "    ports: !reset []\n"
+        "    volumes:\n"
+        "      - {type: volume, source: other, target: /data}\n"
+        "    healthcheck: {test: [CMD, new]}\n"
+        "    environment: {A: 1}\n"
+    )
+    web = compose.read_files([base, override])["services"]["web"]
+    assert web["env_file"] == ["a.env", "b.env"]  # appended
+    assert "ports" not in web  # reset
+    assert [v["target"] for v in web["volumes"]] == ["/app", "/data"]  # merged by target
+    assert web["volumes"][1]["source"] == "other"
+    assert web["healthcheck"]["test"] == ["CMD", "new"]  # replaced
+    override.write_text(
+        "services:\n  web:\n    volumes: !override\n      - {type: volume, source: x, target: /x}\n"
+    )
+    web = compose.read_files([base, override])["services"]["web"]
+    assert web["volumes"] == [{"type": "volume", "source": "x", "target": "/x"}]
+
+
+def test_production_files_come_from_configs_not_bind_mounts():
+    services = compose.load(compose.COMPOSE_FILE, compose.PROD_FILE)
+    assert services["mysql"].bind_source("/etc/mysql/conf.d/my.cnf") == ROOT / "MySQL/my.cnf"
+    templates = dict(services["nginx"].mounted_dir("/etc/nginx/templates"))
+    assert templates == {"default.conf.template": ROOT / "nginx/templates/default.conf.template"}
