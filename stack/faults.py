@@ -145,15 +145,9 @@ async def redis_restart(stack: NativeStack, outcome: Outcome) -> None:
     await everyone_hears(clients[0], clients[1:], "before the restart")
     stack.restart_service("redis")
     restarted = time.monotonic()
-    closes = await asyncio.gather(*(_closed_within(client, 10) for client in clients))
-    assert set(closes) <= {1011, 1012}, f"sockets not closed cleanly after Redis loss: {closes}"
-    for client in clients:
-        await client.reconnect(within=30)
-    await everyone_hears(clients[-1], clients[:-1], "after the restart")
+    closes = await closed_then_rejoined(clients, {1011, 1012}, "the Redis restart")
     outcome.recovery_s = time.monotonic() - restarted
-    for client in clients:
-        outcome.acknowledged += client.acknowledged
-        await client.close()
+    await finish(outcome, clients)
     outcome.detail = f"sockets closed ({sorted(set(closes))}), clients reconnected, broadcasts flow"
 
 
@@ -171,16 +165,27 @@ async def redis_flushed(stack: NativeStack, outcome: Outcome) -> None:
     finally:
         client.close()
     flushed = time.monotonic()
-    closes = await asyncio.gather(*(_closed_within(c, 10) for c in clients))
-    assert set(closes) == {1012}, f"sockets did not resync after the flush: {closes}"
-    for c in clients:
-        await c.reconnect(within=30)
-    await everyone_hears(clients[-1], clients[:-1], "after the flush")
+    await closed_then_rejoined(clients, {1012}, "the flush")
     outcome.recovery_s = time.monotonic() - flushed
-    for c in clients:
-        outcome.acknowledged += c.acknowledged
-        await c.close()
+    await finish(outcome, clients)
     outcome.detail = "group memberships lost: sockets closed with 1012 and rejoined"
+
+
+async def closed_then_rejoined(clients: list[ChatClient], codes: set[int], event: str):
+    """Every socket closes with one of `codes`; all reconnect; broadcasts flow again."""
+    closes = await asyncio.gather(*(_closed_within(client, 10) for client in clients))
+    assert set(closes) <= codes, f"sockets not closed cleanly after {event}: {closes}"
+    for client in clients:
+        await client.reconnect(within=30)
+    await everyone_hears(clients[-1], clients[:-1], f"after {event}")
+    return closes
+
+
+async def finish(outcome: Outcome, clients: list[ChatClient]) -> None:
+    """Count what the clients had acknowledged, and close them."""
+    for client in clients:
+        outcome.acknowledged += client.acknowledged
+        await client.close()
 
 
 async def _closed_within(client: ChatClient, seconds: float) -> int | None:
@@ -212,9 +217,7 @@ async def worker_killed(stack: NativeStack, outcome: Outcome) -> None:
     assert await _closed_within(victim, 10) is not None, "the killed worker's socket stayed open"
     await victim.reconnect(within=30)
     await everyone_hears(victim, survivors, "reconnected after the kill")
-    for client in clients:
-        outcome.acknowledged += client.acknowledged
-        await client.close()
+    await finish(outcome, clients)
     outcome.detail = f"worker {killed_pid} replaced; the other worker's clients unaffected"
 
 
@@ -396,10 +399,7 @@ async def slow_reader(stack: NativeStack, outcome: Outcome) -> None:
         elapsed = time.monotonic() - start
     finally:
         lazy.close()
-    for sender in senders:
-        outcome.acknowledged += sender.acknowledged
-        await sender.close()
-    await reader.close()
+    await finish(outcome, [*senders, reader])
     outcome.detail = (
         f"20 x 2 kB broadcasts reached the reader in {elapsed:.2f}s beside a non-reader"
     )
