@@ -2,7 +2,7 @@
 POETRY ?= poetry
 RUN := $(POETRY) -P Django run
 
-.PHONY: deps native test lock faults prod-env
+.PHONY: deps native test lock faults prod-env bench bench-full
 
 ## Install the locked environment (Django's dependencies plus the test tools).
 deps:
@@ -21,6 +21,14 @@ test:
 ## Inject faults and hostile input into native stacks; print what survived (about 1 min).
 faults:
 	$(RUN) python -m stack.faults
+
+## Benchmarks: HTTP, WebSocket echo, broadcast; ours vs the book's vs daphne (< 3 min).
+bench:
+	$(RUN) python -m stack.bench --mode quick
+
+## The same with longer runs and 1000 receivers, for publishing.
+bench-full:
+	$(RUN) python -m stack.bench --mode full
 
 ## Write the production env files (*.prod, never committed) with random secrets.
 prod-env:

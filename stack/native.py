@@ -127,7 +127,10 @@ class NativeStack:
         django_port: int | None = None,
         django_env: dict[str, str] | None = None,
         compose_files: tuple[Path, ...] = (compose.COMPOSE_FILE,),
+        django_command: list[str] | None = None,
     ) -> None:
+        # What the django service runs (default: its entrypoint.sh); benchmarks swap it.
+        self.django_command = django_command or ["sh", "entrypoint.sh"]
         self.services = compose.load(*compose_files)
         self.run_dir = Path(run_dir or tempfile.mkdtemp(prefix="channels-stack-"))
         self.owns_run_dir = run_dir is None
@@ -327,7 +330,7 @@ class NativeStack:
         path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
         url = f"http://{LOCALHOST}:{self.django_port}{service.healthcheck_path()}"
         return ServiceHTTPExecutor(
-            ["sh", "entrypoint.sh"],
+            self.django_command,
             url=url,
             status="200",
             method="GET",

@@ -44,6 +44,13 @@ class Settings(BaseSettings):
 
     redis_url: str = "redis://redis:6379/0"
     redis_password: SecretStr | None = None
+    # channels-redis layer: "core" (RedisChannelLayer: lists and sorted sets, queued per
+    # channel) or "pubsub" (RedisPubSubChannelLayer: Redis PUBLISH/SUBSCRIBE).
+    channel_layer: Literal["core", "pubsub"] = "core"
+
+    # Frames a second each WebSocket may send (bursts of ws_rate_burst).
+    ws_rate_limit: float = Field(default=10.0, gt=0)
+    ws_rate_burst: int = Field(default=20, ge=1)
 
     static_root: Path
 

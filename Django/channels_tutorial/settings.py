@@ -93,9 +93,13 @@ DATABASES = {
 }
 
 # Redis carries messages between the Uvicorn worker processes (and between hosts).
+CHANNEL_LAYER_BACKENDS = {
+    "core": "channels_redis.core.RedisChannelLayer",
+    "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
+}
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "BACKEND": CHANNEL_LAYER_BACKENDS[env.channel_layer],
         # Losing Redis is handled in core.json_consumer: sockets close and reconnect.
         "CONFIG": {"hosts": [env.channel_layer_url]},
     }
@@ -112,6 +116,10 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+
+# Per-WebSocket flood limit (core.json_consumer).
+WS_RATE_LIMIT = env.ws_rate_limit
+WS_RATE_BURST = env.ws_rate_burst
 
 STATIC_URL = "/static/"
 # collectstatic writes here; nginx serves the same folder (a shared volume in Compose).

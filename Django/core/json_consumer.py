@@ -5,6 +5,7 @@ import logging
 import time
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
 from redis.exceptions import RedisError
 
 from .membership import is_member
@@ -39,14 +40,12 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
     """A JSON consumer that answers bad frames with an error frame instead of closing.
 
     Handlers are methods named after the frame's "type" ("echo" -> ``on_echo``). Each
-    connection may send `rate_limit` frames a second (bursts of `rate_burst`); frames
-    beyond that are dropped with an error frame, so one flooding socket cannot starve
+    connection may send settings.WS_RATE_LIMIT frames a second (bursts of WS_RATE_BURST);
+    frames beyond that are dropped with an error frame, so one flooding socket cannot starve
     the worker's other sockets. (Frames over 64 KiB never get here: Uvicorn closes the
     socket with 1009, see channels_tutorial/workers.py.)
     """
 
-    rate_limit = 10.0
-    rate_burst = 20
     membership_check_interval = 2.0
 
     async def __call__(self, scope, receive, send):
@@ -63,7 +62,7 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
                 self.watchdog.cancel()
 
     async def websocket_connect(self, message):
-        self.bucket = TokenBucket(self.rate_limit, self.rate_burst)
+        self.bucket = TokenBucket(settings.WS_RATE_LIMIT, settings.WS_RATE_BURST)
         await super().websocket_connect(message)
         if self.channel_layer is not None and self.watched_groups():
             self.watchdog = asyncio.create_task(self.watch_membership())

@@ -10,6 +10,7 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
     path("api/status", views.api_status, name="api-status"),
+    path("api/ping", views.ping, name="api-ping"),
 ]
 
 if settings.DEBUG:

@@ -21,6 +21,11 @@ async def readyz(request):
     return JsonResponse(body, status=503 if failing else 200)
 
 
+async def ping(request):
+    """The smallest JSON view through the whole middleware stack (benchmarks' baseline)."""
+    return JsonResponse({"pong": True, "pid": os.getpid()})
+
+
 async def index(request):
     """The landing page: every hop of the stack, checked live (see static/core/status.js)."""
     body = await status.stack_status(request)

@@ -1,0 +1,539 @@
+"""Benchmarks of the native stack: HTTP, WebSocket echo and group broadcast, for our
+configuration beside the book's and daphne's, on this machine.
+
+    make bench          # quick mode (under 3 minutes)
+    make bench-full     # longer runs and 1000 receivers, for publishing
+
+Traffic goes to 127.0.0.1 only and every run is bounded in time. The load clients run
+in several processes and report their own CPU, so a client-bound figure shows as such.
+Results: printed, and written to bench-results/<time>/ as results.md, results.json and
+PNG plots.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import multiprocessing
+import os
+import platform
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+
+import psutil
+import websockets
+
+from .compose import ROOT
+from .native import NativeStack
+
+# Every configuration gets the same flood limit, far above what the load sends.
+BENCH_ENV = {"WS_RATE_LIMIT": "100000", "WS_RATE_BURST": "100000"}
+DAPHNE = [
+    "sh",
+    "-c",
+    "python manage.py migrate --noinput && python manage.py collectstatic --noinput -v 0"
+    ' && exec daphne -b 0.0.0.0 -p "$DJANGO_PORT" channels_tutorial.asgi:application',
+]
+CONFIGS = {
+    # Ours: the stack as shipped (docker-compose.yml, Django/.env.django).
+    "ours": {},
+    # The book's: the deprecated uvicorn.workers.UvicornWorker; its chapter shows no
+    # worker count, so Gunicorn's default of 1.
+    "book": {"GUNICORN_CMD_ARGS": "--worker-class uvicorn.workers.UvicornWorker --workers 1"},
+    # daphne, Channels' own server, one process.
+    "daphne": {"command": DAPHNE},
+}
+MODES = {
+    # For the test suite: proves the command end to end, measures nothing worth quoting.
+    "smoke": {"seconds": 1, "receivers": (10,), "messages": 5, "idle": 50},
+    "quick": {"seconds": 3, "receivers": (10, 100), "messages": 20, "idle": 1000},
+    "full": {"seconds": 10, "receivers": (10, 100, 1000), "messages": 100, "idle": 1000},
+}
+BROADCAST_RATE = 50  # messages a second from the one sender
+CLIENT_PROCESSES = 2
+
+
+@dataclass
+class Row:
+    config: str
+    test: str
+    target: str
+    rate: float  # requests, round trips or deliveries a second
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    client_cpu: float | None = None  # cores the load client used
+    extra: dict = field(default_factory=dict)
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    return (
+        statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+        if len(values) > 1
+        else values[0]
+    )
+
+
+def _ws(url: str) -> str:
+    return url.replace("http://", "ws://", 1)
+
+
+# -- HTTP with wrk ---------------------------------------------------------------------------
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def wrk(url: str, seconds: int, connections: int = 50) -> tuple[float, float, float, float]:
+    """(requests/s, p50 ms, p99 ms, client cores) from Debian's wrk."""
+    before, start = children_cpu(), time.monotonic()
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 30,
+        check=True,
+    ).stdout
+    cores = (children_cpu() - before) / (time.monotonic() - start)
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    latency = {
+        q: float(v) * _UNITS[u] for q, v, u in re.findall(r"\s(50|99)%\s+([\d.]+)(us|ms|s)\b", out)
+    }
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if errors:
+        raise RuntimeError(f"wrk got {errors.group(1)} error responses from {url}")
+    return rate, latency["50"], latency["99"], cores
+
+
+# -- WebSocket clients in several processes ----------------------------------------------
+
+
+async def _echo_client(url: str, origin: str, sockets: int, seconds: float, bare: bool):
+    latencies: list[float] = []
+
+    async def one():
+        async with websockets.connect(url, origin=origin, max_queue=None) as socket:
+            if not bare:
+                await socket.recv()  # Django's echo consumer greets first
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                start = time.perf_counter()
+                await socket.send('{"type": "echo", "text": "x"}')
+                await socket.recv()
+                latencies.append((time.perf_counter() - start) * 1000)
+
+    await asyncio.gather(*(one() for _ in range(sockets)))
+    return latencies
+
+
+def _echo_process(args):
+    return asyncio.run(_echo_client(*args))
+
+
+def ws_echo(base: str, origin: str, seconds: int, sockets: int = 20, bare: bool = False):
+    """(round trips/s, p50, p99, client cores) for sockets doing ping-pong."""
+    url = _ws(base) + "/ws/echo/"
+    before, start = children_cpu(), time.monotonic()
+    with multiprocessing.get_context("fork").Pool(CLIENT_PROCESSES) as pool:
+        per_process = sockets // CLIENT_PROCESSES
+        results = pool.map(
+            _echo_process, [(url, origin, per_process, seconds, bare)] * CLIENT_PROCESSES
+        )
+    wall = time.monotonic() - start
+    latencies = [value for result in results for value in result]
+    cores = (children_cpu() - before) / wall
+    return len(latencies) / seconds, percentile(latencies, 50), percentile(latencies, 99), cores
+
+
+# -- group broadcast -------------------------------------------------------------------------
+
+
+async def _receivers(url, origin, count, expected, ready, results):
+    sockets = []
+    workers: dict[int, int] = {}
+    for _ in range(count):
+        socket = await websockets.connect(url, origin=origin, max_queue=None, open_timeout=30)
+        hello = json.loads(await socket.recv())
+        workers[hello["pid"]] = workers.get(hello["pid"], 0) + 1
+        sockets.append(socket)
+    ready.put(workers)
+    latencies: list[float] = []
+    last = [0.0]
+
+    async def listen(socket):
+        got = 0
+        try:
+            while got < expected:
+                async with asyncio.timeout(5):
+                    frame = json.loads(await socket.recv())
+                if frame.get("type") == "broadcast" and frame["text"].startswith("bench:"):
+                    sent = float(frame["text"].split(":", 1)[1])
+                    now = time.time()
+                    latencies.append((now - sent) * 1000)
+                    last[0] = max(last[0], now)
+                    got += 1
+        except TimeoutError:
+            pass
+
+    await asyncio.gather(*(listen(socket) for socket in sockets))
+    for socket in sockets:
+        await socket.close()
+    results.put((latencies, last[0]))
+
+
+def _receiver_process(url, origin, count, expected, ready, results):
+    asyncio.run(_receivers(url, origin, count, expected, ready, results))
+
+
+async def _send(url, origin, messages, rate) -> float:
+    """Send `messages` broadcasts at `rate` a second (None: as fast as the socket takes)."""
+    async with websockets.connect(url, origin=origin, max_queue=None) as socket:
+        await socket.recv()
+        first = time.time()
+        for n in range(messages):
+            if rate:
+                await asyncio.sleep(max(0.0, first + n / rate - time.time()))
+            await socket.send(json.dumps({"type": "broadcast", "text": f"bench:{time.time()}"}))
+        # The sender is in the group too: stay until its own copies are back, so no
+        # frame is still queued in its consumer when the socket closes.
+        echoed = 0
+        with contextlib.suppress(TimeoutError):
+            while echoed < messages:
+                async with asyncio.timeout(10):
+                    frame = json.loads(await socket.recv())
+                echoed += frame.get("type") == "broadcast"
+        return first
+
+
+def broadcast(base: str, origin: str, receivers: int, messages: int, rate: float | None):
+    """One sender, `receivers` sockets over CLIENT_PROCESSES processes."""
+    url = _ws(base) + "/ws/echo/"
+    context = multiprocessing.get_context("fork")
+    ready, results = context.Queue(), context.Queue()
+    shares = [
+        receivers // CLIENT_PROCESSES + (i < receivers % CLIENT_PROCESSES)
+        for i in range(CLIENT_PROCESSES)
+    ]
+    processes = [
+        context.Process(
+            target=_receiver_process, args=(url, origin, share, messages, ready, results)
+        )
+        for share in shares
+        if share
+    ]
+    before, start = children_cpu(), time.monotonic()
+    for process in processes:
+        process.start()
+    spread: dict[int, int] = {}
+    for _ in processes:
+        for pid, count in ready.get(timeout=120).items():
+            spread[pid] = spread.get(pid, 0) + count
+    first = asyncio.run(_send(url, origin, messages, rate))
+    latencies, last = [], first
+    for _ in processes:
+        got, finished = results.get(timeout=120)
+        latencies += got
+        last = max(last, finished)
+    for process in processes:
+        process.join(timeout=30)
+    cores = (children_cpu() - before) / (time.monotonic() - start)
+    delivered = len(latencies)
+    rate = delivered / max(last - first, 1e-6)
+    dropped = receivers * messages - delivered
+    return rate, percentile(latencies, 50), percentile(latencies, 99), cores, dropped, spread
+
+
+# -- memory --------------------------------------------------------------------------------
+
+
+def worker_rss(stack: NativeStack) -> int:
+    master = psutil.Process(stack.executors["django"].process.pid)
+    return sum(child.memory_info().rss for child in master.children())
+
+
+async def _hold_idle(url, origin, count, ready, release):
+    sockets = []
+    for _ in range(count):
+        socket = await websockets.connect(url, origin=origin, open_timeout=30)
+        await socket.recv()
+        sockets.append(socket)
+    ready.put(len(sockets))
+    await asyncio.get_running_loop().run_in_executor(None, release.wait)
+    for socket in sockets:
+        await socket.close()
+
+
+def idle_memory(stack: NativeStack, count: int) -> float:
+    """KiB of worker RSS per idle WebSocket, at `count` sockets."""
+    context = multiprocessing.get_context("fork")
+    ready, release = context.Queue(), context.Event()
+    url = _ws(stack.http_url) + "/ws/echo/"
+    shares = [count // CLIENT_PROCESSES] * CLIENT_PROCESSES
+    base = worker_rss(stack)
+    processes = [
+        context.Process(
+            target=lambda n=n: asyncio.run(_hold_idle(url, stack.http_url, n, ready, release))
+        )
+        for n in shares
+    ]
+    for process in processes:
+        process.start()
+    opened = sum(ready.get(timeout=120) for _ in processes)
+    time.sleep(1)
+    loaded = worker_rss(stack)
+    release.set()
+    for process in processes:
+        process.join(timeout=60)
+    return (loaded - base) / opened / 1024
+
+
+# -- running ---------------------------------------------------------------------------------
+
+
+def start_stack(config: str, layer: str = "core") -> NativeStack:
+    """The stack for `config`, to start with `with`."""
+    settings = dict(CONFIGS[config])
+    command = settings.pop("command", None)
+    env = {**BENCH_ENV, **settings, "CHANNEL_LAYER": layer, "DEBUG": "0"}
+    return NativeStack(django_env=env, django_command=command)
+
+
+def broadcasts(stack: NativeStack, config: str, layer: str, settings: dict, add) -> None:
+    """Latency at BROADCAST_RATE, then throughput with the sender unthrottled."""
+    for test, rate in ((f"broadcast@{BROADCAST_RATE}/s", BROADCAST_RATE), ("broadcast max", None)):
+        for receivers in settings["receivers"]:
+            result = broadcast(
+                stack.http_url, stack.http_url, receivers, settings["messages"], rate
+            )
+            deliveries, p50, p99, cores, dropped, spread = result
+            extra = {"dropped": dropped, "sockets per worker": spread, "layer": layer}
+            add(Row(config, f"{test} N={receivers}", "nginx", deliveries, p50, p99, cores, extra))
+
+
+def bare_stack() -> NativeStack:
+    """The same Gunicorn settings serving stack/bench_app.py (no Django)."""
+    command = ["sh", "-c", "exec gunicorn --config gunicorn.conf.py stack.bench_app:app"]
+    env = {**BENCH_ENV, "DEBUG": "0", "PYTHONPATH": str(ROOT)}
+    stack = NativeStack(django_env=env, django_command=command)
+    stack.start(("mysql", "redis", "django"))
+    return stack
+
+
+def run(mode: str, log=print) -> tuple[list[Row], dict]:
+    settings = MODES[mode]
+    seconds = settings["seconds"]
+    rows: list[Row] = []
+    facts: dict = {}
+
+    def add(row: Row):
+        rows.append(row)
+        log(format_row(row))
+
+    for config in CONFIGS:
+        with start_stack(config) as stack:
+            origin = stack.http_url
+            for target, base in (("nginx", stack.http_url), ("direct", stack.django_url)):
+                rate, p50, p99, cores = wrk(base + "/api/ping", seconds)
+                add(Row(config, "http /api/ping", target, rate, p50, p99, cores))
+            for target, base in (("nginx", stack.http_url), ("direct", stack.django_url)):
+                rate, p50, p99, cores = ws_echo(base, origin, seconds)
+                add(Row(config, "ws echo", target, rate, p50, p99, cores))
+            broadcasts(stack, config, "core", settings, add)
+            if config == "ours":
+                facts["idle KiB per WebSocket"] = round(idle_memory(stack, settings["idle"]), 1)
+                facts["idle sockets"] = settings["idle"]
+    with start_stack("ours", layer="pubsub") as stack:
+        broadcasts(stack, "ours+pubsub", "pubsub", settings, add)
+    stack = bare_stack()
+    try:
+        rate, p50, p99, cores = wrk(stack.django_url + "/", seconds)
+        add(Row("bare ASGI", "http", "direct", rate, p50, p99, cores))
+        rate, p50, p99, cores = ws_echo(stack.django_url, stack.http_url, seconds, bare=True)
+        add(Row("bare ASGI", "ws echo", "direct", rate, p50, p99, cores))
+    finally:
+        stack.stop()
+    return rows, facts
+
+
+# -- reporting -------------------------------------------------------------------------------
+
+
+def _ms(value):
+    return "-" if value is None else f"{value:.1f}"
+
+
+def format_row(row: Row) -> str:
+    extra = f"  dropped {row.extra['dropped']}" if "dropped" in row.extra else ""
+    cpu = "-" if row.client_cpu is None else f"{row.client_cpu:.2f}"
+    return (
+        f"{row.config:<12} {row.test:<20} {row.target:<7} {row.rate:>10.0f}/s"
+        f"  p50 {_ms(row.p50_ms):>7} ms  p99 {_ms(row.p99_ms):>7} ms  client cores {cpu}{extra}"
+    )
+
+
+def machine() -> dict:
+    cpu = platform.processor()
+    with contextlib.suppress(OSError, StopIteration):
+        cpu = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
+    versions = {}
+    for name in ["django", "channels", "channels-redis", "gunicorn", "uvicorn", "daphne", "redis"]:
+        versions[name] = version(name)
+    servers = {}
+    for binary, flag in [("nginx", "-v"), ("mariadbd", "--version"), ("redis-server", "--version")]:
+        result = subprocess.run([binary, flag], capture_output=True, text=True)
+        servers[binary] = (result.stdout or result.stderr).strip().splitlines()[0]
+    return {
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "memory GiB": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "packages": versions,
+        "servers": servers,
+    }
+
+
+def targets(rows: list[Row], facts: dict) -> list[str]:
+    def find(config, test, target="nginx"):
+        return next(
+            (r for r in rows if (r.config, r.test, r.target) == (config, test, target)), None
+        )
+
+    lines = []
+    ours, book = find("ours", "broadcast max N=100"), find("book", "broadcast max N=100")
+    if ours and book:
+        ratio = ours.rate / book.rate
+        lines.append(
+            f"broadcast max N=100: ours {ratio:.2f}x the book's deliveries/s (target >= 1.5x), "
+            f"p99 {_ms(ours.p99_ms)} vs {_ms(book.p99_ms)} ms (target: lower)"
+        )
+    for test in ("http /api/ping", "ws echo"):
+        proxied, direct = find("ours", test, "nginx"), find("ours", test, "direct")
+        if proxied and direct:
+            cost = 1 - proxied.rate / direct.rate
+            lines.append(f"{test}: nginx costs {cost:.0%} of direct throughput (target <= 15%)")
+    steady = find("ours", f"broadcast@{BROADCAST_RATE}/s N=100")
+    if steady:
+        p99 = _ms(steady.p99_ms)
+        lines.append(f"broadcast N=100 at {BROADCAST_RATE} msg/s: p99 {p99} ms (target < 50 ms)")
+    if "idle KiB per WebSocket" in facts:
+        lines.append(
+            f"memory: {facts['idle KiB per WebSocket']} KiB worker RSS per idle WebSocket "
+            f"(at {facts['idle sockets']} sockets)"
+        )
+    return lines
+
+
+def markdown(rows: list[Row], facts: dict, info: dict, mode: str) -> str:
+    out = [
+        f"# Benchmark ({mode} mode)",
+        "",
+        "Machine: "
+        + ", ".join(f"{key} {value}" for key, value in info.items() if not isinstance(value, dict)),
+        "",
+        "| config | test | via | rate /s | p50 ms | p99 ms | client cores | notes |",
+        "|---|---|---|---:|---:|---:|---:|---|",
+    ]
+    for row in rows:
+        notes = f"dropped {row.extra['dropped']}" if "dropped" in row.extra else ""
+        cpu = "-" if row.client_cpu is None else f"{row.client_cpu:.2f}"
+        out.append(
+            f"| {row.config} | {row.test} | {row.target} | {row.rate:.0f} | {_ms(row.p50_ms)}"
+            f" | {_ms(row.p99_ms)} | {cpu} | {notes} |"
+        )
+    out += ["", "Targets:", ""] + [f"- {line}" for line in targets(rows, facts)]
+    out += [
+        "",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in info["packages"].items()),
+        "Servers: " + "; ".join(info["servers"].values()),
+        "",
+    ]
+    return "\n".join(out)
+
+
+def plots(rows: list[Row], folder: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    for test, filename in (("http /api/ping", "http.png"), ("ws echo", "ws_echo.png")):
+        chosen = [r for r in rows if r.test == test or (r.config == "bare ASGI" and r.test in test)]
+        if not chosen:
+            continue
+        fig, ax = plt.subplots(figsize=(7, 3.5))
+        ax.barh([f"{r.config} ({r.target})" for r in chosen], [r.rate for r in chosen])
+        ax.set_xlabel("per second")
+        ax.set_title(f"{test}: throughput")
+        fig.tight_layout()
+        fig.savefig(folder / filename)
+        plt.close(fig)
+        written.append(folder / filename)
+    broadcast_rows = [r for r in rows if r.test.startswith("broadcast max")]
+    if broadcast_rows:
+        fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
+        for config in dict.fromkeys(r.config for r in broadcast_rows):
+            mine = [r for r in broadcast_rows if r.config == config]
+            n = [int(r.test.split("=")[1]) for r in mine]
+            left.plot(n, [r.rate for r in mine], marker="o", label=config)
+            right.plot(n, [r.p99_ms for r in mine], marker="o", label=config)
+        for ax, label in ((left, "deliveries/s"), (right, "p99 latency ms")):
+            ax.set_xscale("log")
+            ax.set_xlabel("receivers")
+            ax.set_ylabel(label)
+            ax.legend()
+        fig.suptitle("group broadcast, one unthrottled sender")
+        fig.tight_layout()
+        fig.savefig(folder / "broadcast.png")
+        plt.close(fig)
+        written.append(folder / "broadcast.png")
+    return written
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mode", choices=MODES, default="quick")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
+    args = parser.parse_args()
+    info = machine()
+    print("machine:", json.dumps(info))
+    started = time.monotonic()
+    rows, facts = run(args.mode)
+    folder = args.out / time.strftime("%Y%m%d-%H%M%S")
+    folder.mkdir(parents=True, exist_ok=True)
+    report = markdown(rows, facts, info, args.mode)
+    (folder / "results.md").write_text(report)
+    (folder / "results.json").write_text(
+        json.dumps({"machine": info, "facts": facts, "rows": [asdict(r) for r in rows]}, indent=2)
+    )
+    plots(rows, folder)
+    print()
+    print(report)
+    print(f"written to {folder} in {time.monotonic() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

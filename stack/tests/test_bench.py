@@ -1,0 +1,37 @@
+"""The benchmark command runs end to end (smoke mode). It asserts what the report
+contains, never how fast anything was: figures come from `make bench`."""
+
+import json
+import subprocess
+import sys
+
+from stack.compose import ROOT
+
+
+def test_bench_smoke_writes_table_json_and_plots(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "stack.bench", "--mode", "smoke", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (folder,) = tmp_path.iterdir()
+    data = json.loads((folder / "results.json").read_text())
+    assert data["machine"]["cores"] and data["machine"]["packages"]["channels"]
+    tests = {(row["config"], row["test"], row["target"]) for row in data["rows"]}
+    for config in ("ours", "book", "daphne"):
+        assert (config, "http /api/ping", "nginx") in tests
+        assert (config, "ws echo", "direct") in tests
+        assert (config, "broadcast max N=10", "nginx") in tests
+    assert ("ours+pubsub", "broadcast@50/s N=10", "nginx") in tests
+    assert ("bare ASGI", "http", "direct") in tests
+    assert all(row["rate"] > 0 for row in data["rows"])
+    assert all(row["client_cpu"] is not None for row in data["rows"])
+    assert data["facts"]["idle KiB per WebSocket"] > 0
+    report = (folder / "results.md").read_text()
+    assert "| config | test |" in report and "Targets:" in report
+    for plot in ("http.png", "ws_echo.png", "broadcast.png"):
+        assert (folder / plot).stat().st_size > 0
+    assert "Targets:" in result.stdout
