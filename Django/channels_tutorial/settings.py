@@ -101,7 +101,17 @@ CHANNEL_LAYERS = {
     "default": {
         "BACKEND": CHANNEL_LAYER_BACKENDS[env.channel_layer],
         # Losing Redis is handled in core.json_consumer: sockets close and reconnect.
-        "CONFIG": {"hosts": [env.channel_layer_url]},
+        "CONFIG": {
+            "hosts": [
+                {
+                    "address": env.channel_layer_url,
+                    # channels-redis waits up to 5 s in BZPOPMIN (brpop_timeout) and
+                    # redis-py 8 gives up reading after 5 s by default: on a busy worker
+                    # the reply loses that race and the socket closes for nothing.
+                    "socket_timeout": 15,
+                }
+            ]
+        },
     }
 }
 

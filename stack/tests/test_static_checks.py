@@ -192,3 +192,10 @@ def test_dockerfile_shape():
 
 def test_no_wsgi_entry_point_is_left_behind():
     assert not (ROOT / "Django/channels_tutorial/wsgi.py").exists()
+
+
+def test_gunicorn_keeps_upstream_connections_longer_than_nginx():
+    template = (ROOT / "nginx/templates/default.conf.template").read_text()
+    assert re.search(r"upstream django \{.*?keepalive \d+;", template, re.S)
+    nginx_timeout = int(re.search(r"keepalive_timeout (\d+)s;", template).group(1))
+    assert gunicorn_config(SERVICES["django"].env())["keepalive"] > nginx_timeout

@@ -59,3 +59,12 @@ def test_server_settings_need_only_the_port(monkeypatch):
     monkeypatch.setenv("DJANGO_PORT", "0")
     with pytest.raises(ValidationError, match="django_port"):
         ServerSettings()
+
+
+def test_redis_reads_outlast_channels_redis_blocking_receive():
+    from channels_redis.core import RedisChannelLayer
+
+    from channels_tutorial import settings
+
+    (host,) = settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"]
+    assert host["socket_timeout"] > 2 * RedisChannelLayer.brpop_timeout
