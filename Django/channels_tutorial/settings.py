@@ -109,6 +109,10 @@ CHANNEL_LAYERS = {
                     # redis-py 8 gives up reading after 5 s by default: on a busy worker
                     # the reply loses that race and the socket closes for nothing.
                     "socket_timeout": 15,
+                    # redis-py pools hold 100 connections per worker by default; when
+                    # hundreds of sockets join at once (a reconnect storm) that runs out
+                    # and sockets fail with "Too many connections". Redis allows 10000.
+                    "max_connections": 1000,
                 }
             ]
         },

@@ -1,4 +1,3 @@
-import asyncio
 import contextlib
 import json
 import logging
@@ -8,7 +7,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from redis.exceptions import RedisError
 
-from .membership import is_member
+from .membership import monitor_for
 from .ratelimit import TokenBucket
 
 logger = logging.getLogger(__name__)
@@ -50,7 +49,7 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
 
     async def __call__(self, scope, receive, send):
         self.joined: list[str] = []
-        self.watchdog: asyncio.Task | None = None
+        self.monitor = None
         try:
             await super().__call__(scope, receive, send)
         except (RedisError, OSError) as error:
@@ -58,14 +57,16 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
             await reset_layer_pools(self.channel_layer)
             await send({"type": "websocket.close", "code": CLOSE_LAYER_LOST})
         finally:
-            if self.watchdog is not None:
-                self.watchdog.cancel()
+            if self.monitor is not None:
+                self.monitor.unwatch(self.channel_name)
 
     async def websocket_connect(self, message):
         self.bucket = TokenBucket(settings.WS_RATE_LIMIT, settings.WS_RATE_BURST)
         await super().websocket_connect(message)
         if self.channel_layer is not None and self.watched_groups():
-            self.watchdog = asyncio.create_task(self.watch_membership())
+            self.monitor = monitor_for(self.channel_layer, self.membership_check_interval)
+            if self.monitor is not None:
+                self.monitor.watch(self.channel_name, self.watched_groups(), self.membership_lost)
 
     async def websocket_disconnect(self, message):
         for group in self.joined:
@@ -81,18 +82,9 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
     def watched_groups(self) -> list[str]:
         return [*self.groups, *self.joined]
 
-    async def watch_membership(self) -> None:
-        while True:
-            await asyncio.sleep(self.membership_check_interval)
-            for group in self.watched_groups():
-                try:
-                    member = await is_member(self.channel_layer, group, self.channel_name)
-                except (RedisError, OSError):
-                    continue  # Redis is away; the receive loop reports that
-                if member is False:
-                    logger.warning("no longer in group %s (Redis restarted?); closing", group)
-                    await self.close(code=CLOSE_MEMBERSHIP_LOST)
-                    return
+    async def membership_lost(self) -> None:
+        logger.warning("no longer in groups %s (Redis lost them?); closing", self.watched_groups())
+        await self.close(code=CLOSE_MEMBERSHIP_LOST)
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
         if not self.bucket.allow():
