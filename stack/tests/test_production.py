@@ -179,3 +179,11 @@ async def test_chat_works_with_the_redis_password_and_redis_refuses_without(prod
     with pytest.raises(redis.AuthenticationError):
         anonymous.ping()
     anonymous.close()
+
+
+def test_production_static_volume_is_static_root():
+    # An anchor cannot cross files, so the production file restates the path: hold it equal.
+    static_root = SERVICES["django"]["environment"]["STATIC_ROOT"]
+    for name in ("django", "nginx"):
+        targets = [v["target"] for v in SERVICES[name]["volumes"] if v["source"] == "static"]
+        assert targets == [static_root], (name, targets)
