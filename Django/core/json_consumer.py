@@ -52,7 +52,10 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
         self.monitor = None
         try:
             await super().__call__(scope, receive, send)
-        except (RedisError, OSError) as error:
+        # Only Redis's own errors (redis-py wraps socket errors in them): Uvicorn's
+        # ClientDisconnected is an OSError too, and one vanished client must not reset
+        # the pools every other socket of this worker is using.
+        except RedisError as error:
             logger.warning("channel layer lost (%s); closing the socket for a reconnect", error)
             await reset_layer_pools(self.channel_layer)
             await send({"type": "websocket.close", "code": CLOSE_LAYER_LOST})
@@ -70,7 +73,7 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
 
     async def websocket_disconnect(self, message):
         for group in self.joined:
-            with contextlib.suppress(RedisError, OSError):  # Redis may be the reason we left
+            with contextlib.suppress(RedisError):  # Redis may be the reason we left
                 await self.channel_layer.group_discard(group, self.channel_name)
         await super().websocket_disconnect(message)
 

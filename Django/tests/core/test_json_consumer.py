@@ -1,0 +1,48 @@
+import pytest
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from redis.exceptions import ConnectionError as RedisConnectionError
+from uvicorn.protocols.utils import ClientDisconnected
+
+from core import json_consumer
+from core.consumers import EchoConsumer
+
+
+@pytest.fixture
+def resets(monkeypatch):
+    calls = []
+
+    async def record(layer):
+        calls.append(layer)
+
+    monkeypatch.setattr(json_consumer, "reset_layer_pools", record)
+    return calls
+
+
+def failing_with(monkeypatch, error):
+    async def fail(self, scope, receive, send):
+        raise error
+
+    monkeypatch.setattr(AsyncJsonWebsocketConsumer, "__call__", fail)
+
+
+async def test_a_lost_channel_layer_closes_the_socket_and_resets_the_pools(monkeypatch, resets):
+    failing_with(monkeypatch, RedisConnectionError("Connection refused"))
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    consumer = EchoConsumer()
+    consumer.channel_layer = object()
+    await consumer({"type": "websocket"}, None, send)
+    assert sent == [{"type": "websocket.close", "code": json_consumer.CLOSE_LAYER_LOST}]
+    assert resets == [consumer.channel_layer]
+
+
+async def test_a_vanished_client_is_not_taken_for_a_lost_channel_layer(monkeypatch, resets):
+    # Uvicorn raises ClientDisconnected (an OSError) when a broadcast meets a closed
+    # socket; it must reach Uvicorn, not reset the worker's Redis pools.
+    failing_with(monkeypatch, ClientDisconnected())
+    with pytest.raises(ClientDisconnected):
+        await EchoConsumer()({"type": "websocket"}, None, None)
+    assert resets == []
