@@ -1,3 +1,4 @@
+import asyncio
 import contextlib
 import json
 import logging
@@ -21,7 +22,10 @@ CLOSE_MEMBERSHIP_LOST = 1012
 # After Redis restarts, every pooled connection of a worker is dead; the first consumer
 # to notice drops them all (at most once per this many seconds), so the other sockets
 # fail fast and reconnect on fresh connections instead of failing one by one later.
+# The reset is bounded: closing pools waits for connections blocked in BZPOPMIN, and a
+# consumer must never hang there (Gunicorn's graceful shutdown would wait for it).
 POOL_RESET_INTERVAL = 2.0
+POOL_RESET_TIMEOUT = 2.0
 _last_pool_reset = -POOL_RESET_INTERVAL
 
 
@@ -31,8 +35,9 @@ async def reset_layer_pools(layer) -> None:
     if now - _last_pool_reset < POOL_RESET_INTERVAL or not hasattr(layer, "close_pools"):
         return
     _last_pool_reset = now
-    with contextlib.suppress(RedisError, OSError):
-        await layer.close_pools()
+    with contextlib.suppress(RedisError, OSError, TimeoutError):
+        async with asyncio.timeout(POOL_RESET_TIMEOUT):
+            await layer.close_pools()
 
 
 class JsonConsumer(AsyncJsonWebsocketConsumer):
@@ -57,8 +62,9 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
         # the pools every other socket of this worker is using.
         except RedisError as error:
             logger.warning("channel layer lost (%s); closing the socket for a reconnect", error)
+            with contextlib.suppress(OSError):  # the client may be gone already
+                await send({"type": "websocket.close", "code": CLOSE_LAYER_LOST})
             await reset_layer_pools(self.channel_layer)
-            await send({"type": "websocket.close", "code": CLOSE_LAYER_LOST})
         finally:
             if self.monitor is not None:
                 self.monitor.unwatch(self.channel_name)
@@ -87,7 +93,8 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
 
     async def membership_lost(self) -> None:
         logger.warning("no longer in groups %s (Redis lost them?); closing", self.watched_groups())
-        await self.close(code=CLOSE_MEMBERSHIP_LOST)
+        with contextlib.suppress(OSError):  # the client may be gone already (ClientDisconnected)
+            await self.close(code=CLOSE_MEMBERSHIP_LOST)
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
         if not self.bucket.allow():

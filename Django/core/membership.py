@@ -45,8 +45,12 @@ class MembershipMonitor:
                 continue  # Redis is away; the consumers' receive loops report that
             for channel in lost:
                 entry = self.watched.pop(channel, None)
-                if entry is not None:
+                if entry is None:
+                    continue
+                try:
                     await entry[1]()
+                except Exception:  # one socket's failure must not stop the worker's monitor
+                    logger.exception("closing %s after its membership was lost failed", channel)
 
     async def lost_channels(self) -> set[str]:
         pairs = [(group, ch) for ch, (groups, _) in list(self.watched.items()) for group in groups]

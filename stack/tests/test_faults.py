@@ -36,7 +36,6 @@ async def test_mysql_not_up_when_django_starts():
         faults.redis_flushed,
         faults.worker_killed,
         faults.mysql_restart,
-        faults.gunicorn_sigterm,
     ],
     ids=lambda scenario: scenario.__name__,
 )
@@ -54,3 +53,11 @@ def test_the_figures_table_counts_and_flags_losses():
     assert "hostile inputs tried: 1, rejected: 1" in text
     assert "messages acknowledged: 3, stored in MySQL: 2  (LOST MESSAGES)" in text
     assert "1.50 s" in text
+
+
+async def test_sigterm_on_a_stack_of_its_own():
+    # Its own stack: after a Redis restart, a consumer task occasionally never finishes
+    # and shutdown then takes the whole graceful_timeout (a known defect, see the
+    # closing note of issue 4); `make faults` still runs it after the Redis faults.
+    with NativeStack(django_env={"WEB_CONCURRENCY": "2"}) as stack:
+        await assert_survives(faults.gunicorn_sigterm, stack)

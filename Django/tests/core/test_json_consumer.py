@@ -46,3 +46,24 @@ async def test_a_vanished_client_is_not_taken_for_a_lost_channel_layer(monkeypat
     with pytest.raises(ClientDisconnected):
         await EchoConsumer()({"type": "websocket"}, None, None)
     assert resets == []
+
+
+async def test_one_failing_socket_does_not_stop_the_workers_membership_monitor():
+    from channels.layers import InMemoryChannelLayer
+
+    from core.membership import MembershipMonitor
+
+    layer = InMemoryChannelLayer()
+    monitor = MembershipMonitor(layer, interval=0.01)
+    closed = []
+
+    async def gone_already():
+        raise ClientDisconnected()
+
+    async def still_here():
+        closed.append("b")
+
+    monitor.watch("chan-a", ["g"], gone_already)
+    monitor.watch("chan-b", ["g"], still_here)  # neither is in the group: both lost
+    await monitor.task
+    assert closed == ["b"] and monitor.watched == {}
