@@ -2,7 +2,7 @@
 POETRY ?= poetry
 RUN := $(POETRY) -P Django run
 
-.PHONY: deps native test lock faults prod-env bench bench-full
+.PHONY: deps native test lock faults prod-env bench bench-full bench-tune
 
 ## Install the locked environment (Django's dependencies plus the test tools).
 deps:
@@ -20,7 +20,7 @@ test:
 
 ## Inject faults and hostile input into native stacks; print what survived (about 1 min).
 faults:
-	$(RUN) python -m stack.faults
+	$(RUN) python -m stack.faults $(if $(LAYER),--layer $(LAYER))
 
 ## Benchmarks: HTTP, WebSocket echo, broadcast; ours vs the book's vs daphne (< 3 min).
 bench:
@@ -29,6 +29,10 @@ bench:
 ## The same with longer runs and 1000 receivers, for publishing.
 bench-full:
 	$(RUN) python -m stack.bench --mode full
+
+## The sweep the defaults come from: workers, layer, loop, capacity (about 6 min).
+bench-tune:
+	$(RUN) python -m stack.bench --mode tune
 
 ## Write the production env files (*.prod, never committed) with random secrets.
 prod-env:

@@ -47,17 +47,45 @@ CONFIGS = {
     # Ours: the stack as shipped (docker-compose.yml, Django/.env.django).
     "ours": {},
     # The book's: the deprecated uvicorn.workers.UvicornWorker; its chapter shows no
-    # worker count, so Gunicorn's default of 1.
-    "book": {"GUNICORN_CMD_ARGS": "--worker-class uvicorn.workers.UvicornWorker --workers 1"},
+    # worker count, so Gunicorn's default of 1; and Channels' stock consumer dispatch
+    # (a DB-cleanup thread hop before every event, see core.json_consumer).
+    "book": {
+        "GUNICORN_CMD_ARGS": "--worker-class uvicorn.workers.UvicornWorker --workers 1",
+        "WS_EVENT_DB_CLEANUP": "1",
+    },
     # daphne, Channels' own server, one process.
     "daphne": {"command": DAPHNE},
 }
 MODES = {
     # For the test suite: proves the command end to end, measures nothing worth quoting.
-    "smoke": {"seconds": 1, "receivers": (10,), "messages": 5, "idle": 50},
-    "quick": {"seconds": 3, "receivers": (10, 100), "messages": 20, "idle": 1000},
-    "full": {"seconds": 10, "receivers": (10, 100, 1000), "messages": 100, "idle": 1000},
+    # runs: each figure is the median run of this many (two cores shared by client and
+    # servers make single runs swing by a fifth).
+    "smoke": {"seconds": 1, "runs": 1, "receivers": (10,), "messages": 5, "idle": 50},
+    "quick": {"seconds": 2, "runs": 3, "receivers": (10, 100), "messages": 50, "idle": 1000},
+    "full": {
+        "seconds": 5,
+        "runs": 5,
+        "receivers": (10, 100, 1000),
+        "messages": 100,
+        "idle": 1000,
+    },
 }
+# `--mode tune`: one setting changed from ours at a time, broadcast to 100 receivers.
+TUNE_MESSAGES = 50
+TUNE_RUNS = 3
+TUNE_VARIANTS = {
+    "ours (2 workers)": {},
+    "1 worker": {"WEB_CONCURRENCY": "1"},
+    "3 workers": {"WEB_CONCURRENCY": "3"},
+    "4 workers": {"WEB_CONCURRENCY": "4"},
+    "Channels' DB cleanup per event": {"WS_EVENT_DB_CLEANUP": "1"},
+    # uvicorn-worker's asyncio-loop, h11 variant (and Uvicorn's default WebSocket protocol).
+    "asyncio loop + h11": {"GUNICORN_CMD_ARGS": "--worker-class uvicorn_worker.UvicornH11Worker"},
+    "RedisPubSubChannelLayer": {"CHANNEL_LAYER": "pubsub"},
+}
+# Ten senders at once overrun the workers: what is dropped depends on the capacity.
+CAPACITY_SENDERS = 10
+CAPACITY_VARIANTS = (100, 1000)
 BROADCAST_RATE = 50  # messages a second from the one sender
 CLIENT_PROCESSES = 2
 
@@ -90,6 +118,13 @@ def percentile(values: list[float], q: float) -> float | None:
         if len(values) > 1
         else values[0]
     )
+
+
+def median_run(runs: int, measure, *args) -> tuple[tuple, list[float]]:
+    """Run `measure(*args)` `runs` times; the run with the median rate (its first value),
+    and every run's rate."""
+    results = sorted((measure(*args) for _ in range(runs)), key=lambda result: result[0])
+    return results[len(results) // 2], [round(result[0]) for result in results]
 
 
 def _ws(url: str) -> str:
@@ -202,8 +237,9 @@ def _receiver_process(url, origin, count, expected, ready, results):
     asyncio.run(_receivers(url, origin, count, expected, ready, results))
 
 
-async def _send(url, origin, messages, rate) -> float:
-    """Send `messages` broadcasts at `rate` a second (None: as fast as the socket takes)."""
+async def _send(url, origin, messages, rate, expect=None) -> float:
+    """Send `messages` broadcasts at `rate` a second (None: as fast as the socket takes),
+    then wait for `expect` broadcasts (all senders' copies) to come back."""
     async with websockets.connect(url, origin=origin, max_queue=None) as socket:
         await socket.recv()
         first = time.time()
@@ -215,15 +251,31 @@ async def _send(url, origin, messages, rate) -> float:
         # frame is still queued in its consumer when the socket closes.
         echoed = 0
         with contextlib.suppress(TimeoutError):
-            while echoed < messages:
+            while echoed < (expect or messages):
                 async with asyncio.timeout(10):
                     frame = json.loads(await socket.recv())
                 echoed += frame.get("type") == "broadcast"
         return first
 
 
-def broadcast(base: str, origin: str, receivers: int, messages: int, rate: float | None):
-    """One sender, `receivers` sockets over CLIENT_PROCESSES processes."""
+async def _senders(url, origin, senders, messages, rate) -> float:
+    expect = messages * senders
+    firsts = await asyncio.gather(
+        *(_send(url, origin, messages, rate, expect) for _ in range(senders))
+    )
+    return min(firsts)
+
+
+def broadcast(
+    base: str,
+    origin: str,
+    receivers: int,
+    messages: int,
+    rate: float | None,
+    senders: int = 1,
+):
+    """`senders` senders of `messages` each, `receivers` sockets over CLIENT_PROCESSES
+    processes."""
     url = _ws(base) + "/ws/echo/"
     context = multiprocessing.get_context("fork")
     ready, results = context.Queue(), context.Queue()
@@ -233,7 +285,8 @@ def broadcast(base: str, origin: str, receivers: int, messages: int, rate: float
     ]
     processes = [
         context.Process(
-            target=_receiver_process, args=(url, origin, share, messages, ready, results)
+            target=_receiver_process,
+            args=(url, origin, share, messages * senders, ready, results),
         )
         for share in shares
         if share
@@ -245,7 +298,7 @@ def broadcast(base: str, origin: str, receivers: int, messages: int, rate: float
     for _ in processes:
         for pid, count in ready.get(timeout=120).items():
             spread[pid] = spread.get(pid, 0) + count
-    first = asyncio.run(_send(url, origin, messages, rate))
+    first = asyncio.run(_senders(url, origin, senders, messages, rate))
     latencies, last = [], first
     for _ in processes:
         got, finished = results.get(timeout=120)
@@ -256,7 +309,7 @@ def broadcast(base: str, origin: str, receivers: int, messages: int, rate: float
     cores = (children_cpu() - before) / (time.monotonic() - start)
     delivered = len(latencies)
     rate = delivered / max(last - first, 1e-6)
-    dropped = receivers * messages - delivered
+    dropped = receivers * messages * senders - delivered
     return rate, percentile(latencies, 50), percentile(latencies, 99), cores, dropped, spread
 
 
@@ -325,12 +378,48 @@ def broadcasts(stack: NativeStack, config: str, layer: str, settings: dict, add)
     """Latency at BROADCAST_RATE, then throughput with the sender unthrottled."""
     for test, rate in ((f"broadcast@{BROADCAST_RATE}/s", BROADCAST_RATE), ("broadcast max", None)):
         for receivers in settings["receivers"]:
-            result = broadcast(
-                stack.http_url, stack.http_url, receivers, settings["messages"], rate
+            result, runs = median_run(
+                settings["runs"],
+                broadcast,
+                stack.http_url,
+                stack.http_url,
+                receivers,
+                settings["messages"],
+                rate,
             )
             deliveries, p50, p99, cores, dropped, spread = result
-            extra = {"dropped": dropped, "sockets per worker": spread, "layer": layer}
+            extra = {"dropped": dropped, "sockets per worker": spread, "layer": layer, "runs": runs}
             add(Row(config, f"{test} N={receivers}", "nginx", deliveries, p50, p99, cores, extra))
+
+
+def tune(log=print) -> list[Row]:
+    """One setting changed from ours at a time: worker count, Channels' per-event DB
+    cleanup, loop and parser, layer; then the layer's capacity under ten senders."""
+    rows: list[Row] = []
+
+    def measure(name: str, env: dict, senders: int = 1) -> None:
+        with NativeStack(django_env={**BENCH_ENV, "DEBUG": "0", **env}) as stack:
+            result, runs = median_run(
+                TUNE_RUNS,
+                broadcast,
+                stack.http_url,
+                stack.http_url,
+                100,
+                TUNE_MESSAGES,
+                None,
+                senders,
+            )
+        deliveries, p50, p99, cores, dropped, spread = result
+        test = "broadcast max N=100" + (f", {senders} senders" if senders > 1 else "")
+        extra = {"dropped": dropped, "runs": runs, "env": env}
+        rows.append(Row(name, test, "nginx", deliveries, p50, p99, cores, extra))
+        log(format_row(rows[-1]))
+
+    for name, env in TUNE_VARIANTS.items():
+        measure(name, env)
+    for capacity in CAPACITY_VARIANTS:
+        measure(f"capacity {capacity}", {"CHANNEL_CAPACITY": str(capacity)}, CAPACITY_SENDERS)
+    return rows
 
 
 def bare_stack() -> NativeStack:
@@ -344,7 +433,7 @@ def bare_stack() -> NativeStack:
 
 def run(mode: str, log=print) -> tuple[list[Row], dict]:
     settings = MODES[mode]
-    seconds = settings["seconds"]
+    seconds, runs = settings["seconds"], settings["runs"]
     rows: list[Row] = []
     facts: dict = {}
 
@@ -356,11 +445,11 @@ def run(mode: str, log=print) -> tuple[list[Row], dict]:
         with start_stack(config) as stack:
             origin = stack.http_url
             for target, base in (("nginx", stack.http_url), ("direct", stack.django_url)):
-                rate, p50, p99, cores = wrk(base + "/api/ping", seconds)
-                add(Row(config, "http /api/ping", target, rate, p50, p99, cores))
+                result, rates = median_run(runs, wrk, base + "/api/ping", seconds)
+                add(Row(config, "http /api/ping", target, *result, {"runs": rates}))
             for target, base in (("nginx", stack.http_url), ("direct", stack.django_url)):
-                rate, p50, p99, cores = ws_echo(base, origin, seconds)
-                add(Row(config, "ws echo", target, rate, p50, p99, cores))
+                result, rates = median_run(runs, ws_echo, base, origin, seconds)
+                add(Row(config, "ws echo", target, *result, {"runs": rates}))
             broadcasts(stack, config, "core", settings, add)
             if config == "ours":
                 facts["idle KiB per WebSocket"] = round(idle_memory(stack, settings["idle"]), 1)
@@ -468,7 +557,9 @@ def markdown(rows: list[Row], facts: dict, info: dict, mode: str) -> str:
             f"| {row.config} | {row.test} | {row.target} | {row.rate:.0f} | {_ms(row.p50_ms)}"
             f" | {_ms(row.p99_ms)} | {cpu} | {notes} |"
         )
-    out += ["", "Targets:", ""] + [f"- {line}" for line in targets(rows, facts)]
+    goals = targets(rows, facts)
+    if goals:
+        out += ["", "Targets:", ""] + [f"- {line}" for line in goals]
     out += [
         "",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in info["packages"].items()),
@@ -518,15 +609,40 @@ def plots(rows: list[Row], folder: Path) -> list[Path]:
     return written
 
 
+def tune_plot(rows: list[Row], folder: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ax.barh(
+        [f"{r.config} ({r.test.removeprefix('broadcast max ')})" for r in rows],
+        [r.rate for r in rows],
+    )
+    ax.invert_yaxis()
+    ax.set_xlabel("deliveries/s (median of runs)")
+    ax.set_title("one change from ours at a time: broadcast to 100 receivers")
+    fig.tight_layout()
+    fig.savefig(folder / "tune.png")
+    plt.close(fig)
+    return folder / "tune.png"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mode", choices=MODES, default="quick")
+    parser.add_argument(
+        "--mode",
+        choices=[*MODES, "tune"],
+        default="quick",
+        help="tune: the sweep the stack's defaults were chosen from (about 6 minutes)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
     args = parser.parse_args()
     info = machine()
     print("machine:", json.dumps(info))
     started = time.monotonic()
-    rows, facts = run(args.mode)
+    rows, facts = (tune(), {}) if args.mode == "tune" else run(args.mode)
     folder = args.out / time.strftime("%Y%m%d-%H%M%S")
     folder.mkdir(parents=True, exist_ok=True)
     report = markdown(rows, facts, info, args.mode)
@@ -534,7 +650,7 @@ def main() -> int:
     (folder / "results.json").write_text(
         json.dumps({"machine": info, "facts": facts, "rows": [asdict(r) for r in rows]}, indent=2)
     )
-    plots(rows, folder)
+    tune_plot(rows, folder) if args.mode == "tune" else plots(rows, folder)
     print()
     print(report)
     print(f"written to {folder} in {time.monotonic() - started:.0f} s")

@@ -9,6 +9,7 @@ whole-stack tests (stack/tests/test_faults.py, test_hostile.py) run the same sce
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import signal
@@ -466,14 +467,15 @@ def table(outcomes: list[Outcome]) -> str:
     return "\n".join(lines)
 
 
-async def run_all() -> list[Outcome]:
+async def run_all(env: dict | None = None) -> list[Outcome]:
+    env = {"WEB_CONCURRENCY": "2", **(env or {})}
     outcomes = []
-    late = NativeStack(django_env={"WEB_CONCURRENCY": "2"})  # mysql_late starts it itself
+    late = NativeStack(django_env=env)  # mysql_late starts it itself
     try:
         outcomes.append(await run(mysql_late, late, "fault"))
     finally:
         late.stop()
-    with NativeStack(django_env={"WEB_CONCURRENCY": "2"}) as stack:
+    with NativeStack(django_env=env) as stack:
         for scenario in FAULTS[1:]:
             outcomes.append(await run(scenario, stack, "fault"))
         for scenario in HOSTILE:
@@ -482,7 +484,14 @@ async def run_all() -> list[Outcome]:
 
 
 def main() -> int:
-    outcomes = asyncio.run(run_all())
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--layer",
+        choices=("core", "pubsub"),
+        help="the channel layer to run under (default: the one Django/.env.django sets)",
+    )
+    args = parser.parse_args()
+    outcomes = asyncio.run(run_all({"CHANNEL_LAYER": args.layer} if args.layer else None))
     print(table(outcomes))
     lost = sum(len(o.acknowledged) for o in outcomes) != sum(o.stored for o in outcomes)
     return 1 if lost or not all(o.survived for o in outcomes) else 0

@@ -47,10 +47,19 @@ class Settings(BaseSettings):
     # channels-redis layer: "core" (RedisChannelLayer: lists and sorted sets, queued per
     # channel) or "pubsub" (RedisPubSubChannelLayer: Redis PUBLISH/SUBSCRIBE).
     channel_layer: Literal["core", "pubsub"] = "core"
+    # RedisChannelLayer only: messages a worker may have waiting in Redis before new ones
+    # are dropped. All of a worker's sockets share that one queue, so channels-redis's
+    # default of 100 dropped 60% of a ten-sender burst (`make bench-tune`); 1000 dropped
+    # none. A waiting message older than channel_expiry seconds is discarded.
+    channel_capacity: int = Field(default=1000, ge=1)
+    channel_expiry: int = Field(default=60, ge=1)
 
     # Frames a second each WebSocket may send (bursts of ws_rate_burst).
     ws_rate_limit: float = Field(default=10.0, gt=0)
     ws_rate_burst: int = Field(default=20, ge=1)
+    # Close stale DB connections before every channel-layer event, as Channels does by
+    # default (core.json_consumer.JsonConsumer.dispatch says why it is off).
+    ws_event_db_cleanup: bool = False
 
     static_root: Path
 

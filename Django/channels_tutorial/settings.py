@@ -114,7 +114,12 @@ CHANNEL_LAYERS = {
                     # and sockets fail with "Too many connections". Redis allows 10000.
                     "max_connections": 1000,
                 }
-            ]
+            ],
+            **(
+                {"capacity": env.channel_capacity, "expiry": env.channel_expiry}
+                if env.channel_layer == "core"
+                else {}
+            ),
         },
     }
 }
@@ -134,6 +139,7 @@ USE_TZ = True
 # Per-WebSocket flood limit (core.json_consumer).
 WS_RATE_LIMIT = env.ws_rate_limit
 WS_RATE_BURST = env.ws_rate_burst
+WS_EVENT_DB_CLEANUP = env.ws_event_db_cleanup
 
 STATIC_URL = "/static/"
 # collectstatic writes here; nginx serves the same folder (a shared volume in Compose).

@@ -4,6 +4,7 @@ import json
 import logging
 import time
 
+from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from redis.exceptions import RedisError
@@ -68,6 +69,22 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
         finally:
             if self.monitor is not None:
                 self.monitor.unwatch(self.channel_name)
+
+    async def dispatch(self, message):
+        # Channels (since 4.2) closes stale database connections before every handler,
+        # a hop to the sync thread and back. For channel-layer events (group messages)
+        # that hop is one per delivered message, and broadcasts spend most of their time
+        # in it. Event handlers here only forward to the socket; database work goes
+        # through database_sync_to_async (chat.services), which closes stale connections
+        # in its own thread. WS_EVENT_DB_CLEANUP=1 restores Channels' default, for event
+        # handlers that use the async ORM directly. Client frames (websocket.*) keep it.
+        if message["type"].startswith("websocket.") or settings.WS_EVENT_DB_CLEANUP:
+            await super().dispatch(message)
+            return
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def websocket_connect(self, message):
         self.bucket = TokenBucket(settings.WS_RATE_LIMIT, settings.WS_RATE_BURST)

@@ -68,3 +68,12 @@ def test_redis_reads_outlast_channels_redis_blocking_receive():
 
     (host,) = settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"]
     assert host["socket_timeout"] > 2 * RedisChannelLayer.brpop_timeout
+
+
+def test_the_layer_gets_the_tuned_capacity_and_expiry():
+    from channels_redis.core import RedisChannelLayer
+
+    from channels_tutorial import settings
+
+    layer = RedisChannelLayer(**settings.CHANNEL_LAYERS["default"]["CONFIG"])
+    assert (layer.capacity, layer.expiry) == (1000, 60)  # channels-redis's own: (100, 60)

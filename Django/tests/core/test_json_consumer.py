@@ -67,3 +67,51 @@ async def test_one_failing_socket_does_not_stop_the_workers_membership_monitor()
     monitor.watch("chan-b", ["g"], still_here)  # neither is in the group: both lost
     await monitor.task
     assert closed == ["b"] and monitor.watched == {}
+
+
+@pytest.fixture
+def db_cleanups(monkeypatch):
+    """Counts Channels' close-stale-DB-connections hops (channels.consumer.dispatch)."""
+    import channels.consumer
+
+    calls = []
+
+    async def record():
+        calls.append(1)
+
+    monkeypatch.setattr(channels.consumer, "aclose_old_connections", record)
+    return calls
+
+
+async def test_layer_events_skip_the_per_message_db_cleanup(db_cleanups):
+    sent = []
+    consumer = EchoConsumer()
+    consumer.base_send = lambda message: _append(sent, message)
+    await consumer.dispatch({"type": "echo.broadcast", "text": "hi", "from_pid": 1})
+    assert [message["type"] for message in sent] == ["websocket.send"]
+    assert db_cleanups == []
+
+
+async def test_client_frames_keep_the_db_cleanup(db_cleanups):
+    consumer = EchoConsumer()
+    consumer.base_send = lambda message: _append([], message)
+    consumer.bucket = json_consumer.TokenBucket(10, 10)
+    await consumer.dispatch({"type": "websocket.receive", "text": '{"type": "echo"}'})
+    assert db_cleanups == [1]
+
+
+async def test_the_db_cleanup_on_events_can_be_restored(db_cleanups, settings):
+    settings.WS_EVENT_DB_CLEANUP = True
+    consumer = EchoConsumer()
+    consumer.base_send = lambda message: _append([], message)
+    await consumer.dispatch({"type": "echo.broadcast", "text": "hi", "from_pid": 1})
+    assert db_cleanups == [1]
+
+
+async def test_an_event_without_a_handler_is_an_error(db_cleanups):
+    with pytest.raises(ValueError, match="No handler for message type chat.unknown"):
+        await EchoConsumer().dispatch({"type": "chat.unknown"})
+
+
+async def _append(sent, message):
+    sent.append(message)
