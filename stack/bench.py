@@ -64,7 +64,7 @@ MODES = {
     "quick": {"seconds": 2, "runs": 3, "receivers": (10, 100), "messages": 50, "idle": 1000},
     "full": {
         "seconds": 5,
-        "runs": 5,
+        "runs": 3,
         "receivers": (10, 100, 1000),
         "messages": 100,
         "idle": 1000,
@@ -72,13 +72,17 @@ MODES = {
 }
 # `--mode tune`: one setting changed from ours at a time, broadcast to 100 receivers.
 TUNE_MESSAGES = 50
+TUNE_SECONDS = 2
 TUNE_RUNS = 3
+TUNE_IDLE = 1000
+TUNE_MEMORY = ("ours (2 workers)", "permessage-deflate on")
 TUNE_VARIANTS = {
     "ours (2 workers)": {},
     "1 worker": {"WEB_CONCURRENCY": "1"},
     "3 workers": {"WEB_CONCURRENCY": "3"},
     "4 workers": {"WEB_CONCURRENCY": "4"},
     "Channels' DB cleanup per event": {"WS_EVENT_DB_CLEANUP": "1"},
+    "permessage-deflate on": {"WS_PER_MESSAGE_DEFLATE": "1"},
     # uvicorn-worker's asyncio-loop, h11 variant (and Uvicorn's default WebSocket protocol).
     "asyncio loop + h11": {"GUNICORN_CMD_ARGS": "--worker-class uvicorn_worker.UvicornH11Worker"},
     "RedisPubSubChannelLayer": {"CHANNEL_LAYER": "pubsub"},
@@ -120,11 +124,36 @@ def percentile(values: list[float], q: float) -> float | None:
     )
 
 
-def median_run(runs: int, measure, *args) -> tuple[tuple, list[float]]:
+def server_cpu(stack: NativeStack) -> dict[str, float]:
+    """CPU seconds used so far by nginx's and Gunicorn's (or daphne's) processes."""
+    used = {}
+    for name in ("nginx", "django"):
+        executor = stack.executors.get(name)
+        if executor is None or executor.process is None:
+            continue
+        root = psutil.Process(executor.process.pid)
+        total = 0.0
+        for process in [root, *root.children(recursive=True)]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                times = process.cpu_times()
+                total += times.user + times.system
+        used[name] = total
+    return used
+
+
+def median_run(runs: int, stack: NativeStack, measure, *args) -> tuple[tuple, dict]:
     """Run `measure(*args)` `runs` times; the run with the median rate (its first value),
-    and every run's rate."""
-    results = sorted((measure(*args) for _ in range(runs)), key=lambda result: result[0])
-    return results[len(results) // 2], [round(result[0]) for result in results]
+    and notes: every run's rate and the cores nginx and Django used in the median run."""
+    results = []
+    for _ in range(runs):
+        before, start = server_cpu(stack), time.monotonic()
+        result = measure(*args)
+        after, wall = server_cpu(stack), time.monotonic() - start
+        cores = {f"{name} cores": round((after[name] - before[name]) / wall, 2) for name in after}
+        results.append((result, cores))
+    results.sort(key=lambda run: run[0][0])
+    result, cores = results[len(results) // 2]
+    return result, {"runs": [round(run[0][0]) for run in results], **cores}
 
 
 def _ws(url: str) -> str:
@@ -178,8 +207,16 @@ async def _echo_client(url: str, origin: str, sockets: int, seconds: float, bare
     return latencies
 
 
+def _run(coroutine):
+    """Run a load client's event loop on uvloop (installed with uvicorn[standard]): the
+    client then takes less of the CPU it shares with the servers."""
+    import uvloop
+
+    return uvloop.run(coroutine)
+
+
 def _echo_process(args):
-    return asyncio.run(_echo_client(*args))
+    return _run(_echo_client(*args))
 
 
 def ws_echo(base: str, origin: str, seconds: int, sockets: int = 20, bare: bool = False):
@@ -234,7 +271,7 @@ async def _receivers(url, origin, count, expected, ready, results):
 
 
 def _receiver_process(url, origin, count, expected, ready, results):
-    asyncio.run(_receivers(url, origin, count, expected, ready, results))
+    _run(_receivers(url, origin, count, expected, ready, results))
 
 
 async def _send(url, origin, messages, rate, expect=None) -> float:
@@ -298,7 +335,7 @@ def broadcast(
     for _ in processes:
         for pid, count in ready.get(timeout=120).items():
             spread[pid] = spread.get(pid, 0) + count
-    first = asyncio.run(_senders(url, origin, senders, messages, rate))
+    first = _run(_senders(url, origin, senders, messages, rate))
     latencies, last = [], first
     for _ in processes:
         got, finished = results.get(timeout=120)
@@ -344,9 +381,7 @@ def idle_memory(stack: NativeStack, count: int) -> float:
     shares = [count // CLIENT_PROCESSES] * CLIENT_PROCESSES
     base = worker_rss(stack)
     processes = [
-        context.Process(
-            target=lambda n=n: asyncio.run(_hold_idle(url, stack.http_url, n, ready, release))
-        )
+        context.Process(target=lambda n=n: _run(_hold_idle(url, stack.http_url, n, ready, release)))
         for n in shares
     ]
     for process in processes:
@@ -375,11 +410,13 @@ def start_stack(config: str, layer: str = "core") -> NativeStack:
 
 
 def broadcasts(stack: NativeStack, config: str, layer: str, settings: dict, add) -> None:
-    """Latency at BROADCAST_RATE, then throughput with the sender unthrottled."""
+    """Latency at BROADCAST_RATE (one run: the sender sets the rate, and the percentiles
+    come from every delivery), then throughput with the sender unthrottled."""
     for test, rate in ((f"broadcast@{BROADCAST_RATE}/s", BROADCAST_RATE), ("broadcast max", None)):
         for receivers in settings["receivers"]:
-            result, runs = median_run(
-                settings["runs"],
+            result, notes = median_run(
+                settings["runs"] if rate is None else 1,
+                stack,
                 broadcast,
                 stack.http_url,
                 stack.http_url,
@@ -388,19 +425,33 @@ def broadcasts(stack: NativeStack, config: str, layer: str, settings: dict, add)
                 rate,
             )
             deliveries, p50, p99, cores, dropped, spread = result
-            extra = {"dropped": dropped, "sockets per worker": spread, "layer": layer, "runs": runs}
+            extra = {"dropped": dropped, "sockets per worker": spread, "layer": layer, **notes}
             add(Row(config, f"{test} N={receivers}", "nginx", deliveries, p50, p99, cores, extra))
 
 
 def tune(log=print) -> list[Row]:
-    """One setting changed from ours at a time: worker count, Channels' per-event DB
-    cleanup, loop and parser, layer; then the layer's capacity under ten senders."""
+    """One setting changed from ours at a time (worker count, Channels' per-event DB
+    cleanup, compression, loop and parser, layer): WebSocket echo and broadcast to 100
+    receivers, and idle memory where compression changes it; then the layer's capacity
+    under ten senders."""
     rows: list[Row] = []
+
+    def add(row: Row) -> None:
+        rows.append(row)
+        log(format_row(row))
 
     def measure(name: str, env: dict, senders: int = 1) -> None:
         with NativeStack(django_env={**BENCH_ENV, "DEBUG": "0", **env}) as stack:
-            result, runs = median_run(
+            if senders == 1:
+                result, notes = median_run(
+                    TUNE_RUNS, stack, ws_echo, stack.http_url, stack.http_url, TUNE_SECONDS
+                )
+                if name in TUNE_MEMORY:
+                    notes["idle KiB per socket"] = round(idle_memory(stack, TUNE_IDLE), 1)
+                add(Row(name, "ws echo", "nginx", *result, {"env": env, **notes}))
+            result, notes = median_run(
                 TUNE_RUNS,
+                stack,
                 broadcast,
                 stack.http_url,
                 stack.http_url,
@@ -411,9 +462,8 @@ def tune(log=print) -> list[Row]:
             )
         deliveries, p50, p99, cores, dropped, spread = result
         test = "broadcast max N=100" + (f", {senders} senders" if senders > 1 else "")
-        extra = {"dropped": dropped, "runs": runs, "env": env}
-        rows.append(Row(name, test, "nginx", deliveries, p50, p99, cores, extra))
-        log(format_row(rows[-1]))
+        extra = {"dropped": dropped, "env": env, **notes}
+        add(Row(name, test, "nginx", deliveries, p50, p99, cores, extra))
 
     for name, env in TUNE_VARIANTS.items():
         measure(name, env)
@@ -445,11 +495,11 @@ def run(mode: str, log=print) -> tuple[list[Row], dict]:
         with start_stack(config) as stack:
             origin = stack.http_url
             for target, base in (("nginx", stack.http_url), ("direct", stack.django_url)):
-                result, rates = median_run(runs, wrk, base + "/api/ping", seconds)
-                add(Row(config, "http /api/ping", target, *result, {"runs": rates}))
+                result, notes = median_run(runs, stack, wrk, base + "/api/ping", seconds)
+                add(Row(config, "http /api/ping", target, *result, notes))
             for target, base in (("nginx", stack.http_url), ("direct", stack.django_url)):
-                result, rates = median_run(runs, ws_echo, base, origin, seconds)
-                add(Row(config, "ws echo", target, *result, {"runs": rates}))
+                result, notes = median_run(runs, stack, ws_echo, base, origin, seconds)
+                add(Row(config, "ws echo", target, *result, notes))
             broadcasts(stack, config, "core", settings, add)
             if config == "ours":
                 facts["idle KiB per WebSocket"] = round(idle_memory(stack, settings["idle"]), 1)
@@ -458,10 +508,12 @@ def run(mode: str, log=print) -> tuple[list[Row], dict]:
         broadcasts(stack, "ours+pubsub", "pubsub", settings, add)
     stack = bare_stack()
     try:
-        rate, p50, p99, cores = wrk(stack.django_url + "/", seconds)
-        add(Row("bare ASGI", "http", "direct", rate, p50, p99, cores))
-        rate, p50, p99, cores = ws_echo(stack.django_url, stack.http_url, seconds, bare=True)
-        add(Row("bare ASGI", "ws echo", "direct", rate, p50, p99, cores))
+        result, notes = median_run(runs, stack, wrk, stack.django_url + "/", seconds)
+        add(Row("bare ASGI", "http", "direct", *result, notes))
+        result, notes = median_run(
+            runs, stack, ws_echo, stack.django_url, stack.http_url, seconds, 20, True
+        )
+        add(Row("bare ASGI", "ws echo", "direct", *result, notes))
     finally:
         stack.stop()
     return rows, facts
@@ -474,12 +526,27 @@ def _ms(value):
     return "-" if value is None else f"{value:.1f}"
 
 
+def _notes(row: Row) -> str:
+    notes = []
+    if "dropped" in row.extra:
+        notes.append(f"dropped {row.extra['dropped']}")
+    if "idle KiB per socket" in row.extra:
+        notes.append(f"idle {row.extra['idle KiB per socket']} KiB/socket")
+    return ", ".join(notes)
+
+
+def _cores(row: Row, key: str) -> str:
+    value = row.client_cpu if key == "client" else row.extra.get(f"{key} cores")
+    return "-" if value is None else f"{value:.2f}"
+
+
 def format_row(row: Row) -> str:
-    extra = f"  dropped {row.extra['dropped']}" if "dropped" in row.extra else ""
-    cpu = "-" if row.client_cpu is None else f"{row.client_cpu:.2f}"
+    extra = f"  {_notes(row)}" if _notes(row) else ""
+    cores = "/".join(_cores(row, key) for key in ("client", "nginx", "django"))
     return (
         f"{row.config:<12} {row.test:<20} {row.target:<7} {row.rate:>10.0f}/s"
-        f"  p50 {_ms(row.p50_ms):>7} ms  p99 {_ms(row.p99_ms):>7} ms  client cores {cpu}{extra}"
+        f"  p50 {_ms(row.p50_ms):>7} ms  p99 {_ms(row.p99_ms):>7} ms"
+        f"  cores client/nginx/django {cores}{extra}"
     )
 
 
@@ -547,15 +614,16 @@ def markdown(rows: list[Row], facts: dict, info: dict, mode: str) -> str:
         "Machine: "
         + ", ".join(f"{key} {value}" for key, value in info.items() if not isinstance(value, dict)),
         "",
-        "| config | test | via | rate /s | p50 ms | p99 ms | client cores | notes |",
-        "|---|---|---|---:|---:|---:|---:|---|",
+        "| config | test | via | rate /s | p50 ms | p99 ms | cores: client | nginx | django"
+        " | notes |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for row in rows:
-        notes = f"dropped {row.extra['dropped']}" if "dropped" in row.extra else ""
-        cpu = "-" if row.client_cpu is None else f"{row.client_cpu:.2f}"
+        notes = _notes(row)
+        cores = " | ".join(_cores(row, key) for key in ("client", "nginx", "django"))
         out.append(
             f"| {row.config} | {row.test} | {row.target} | {row.rate:.0f} | {_ms(row.p50_ms)}"
-            f" | {_ms(row.p99_ms)} | {cpu} | {notes} |"
+            f" | {_ms(row.p99_ms)} | {cores} | {notes} |"
         )
     goals = targets(rows, facts)
     if goals:
@@ -615,14 +683,19 @@ def tune_plot(rows: list[Row], folder: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    ax.barh(
-        [f"{r.config} ({r.test.removeprefix('broadcast max ')})" for r in rows],
-        [r.rate for r in rows],
-    )
-    ax.invert_yaxis()
-    ax.set_xlabel("deliveries/s (median of runs)")
-    ax.set_title("one change from ours at a time: broadcast to 100 receivers")
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=False)
+    for ax, test, label in (
+        (axes[0], "ws echo", "echo round trips/s"),
+        (axes[1], "broadcast", "broadcast deliveries/s"),
+    ):
+        chosen = [r for r in rows if r.test.startswith(test)]
+        ax.barh(
+            [r.config + (", 10 senders" if "senders" in r.test else "") for r in chosen],
+            [r.rate for r in chosen],
+        )
+        ax.invert_yaxis()
+        ax.set_xlabel(f"{label} (median of {TUNE_RUNS})")
+    fig.suptitle("one change from ours at a time (through nginx, 100 receivers)")
     fig.tight_layout()
     fig.savefig(folder / "tune.png")
     plt.close(fig)
@@ -635,7 +708,7 @@ def main() -> int:
         "--mode",
         choices=[*MODES, "tune"],
         default="quick",
-        help="tune: the sweep the stack's defaults were chosen from (about 6 minutes)",
+        help="tune: the sweep the stack's defaults were chosen from (about 9 minutes)",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
     args = parser.parse_args()

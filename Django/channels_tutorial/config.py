@@ -21,6 +21,10 @@ class ServerSettings(BaseSettings):
     web_concurrency: int = Field(default=2, ge=1)
     graceful_timeout: int = Field(default=30, ge=1)
     forwarded_allow_ips: str = "127.0.0.1"
+    # Compress WebSocket frames (permessage-deflate) when the browser offers it. Off: chat
+    # frames are a few hundred bytes, and the zlib state kept per socket doubled an idle
+    # socket's memory and cost a tenth of broadcast throughput (`make bench-tune`).
+    ws_per_message_deflate: bool = False
 
 
 class Settings(BaseSettings):

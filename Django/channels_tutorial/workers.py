@@ -3,6 +3,8 @@
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn_worker import UvicornWorker as BaseUvicornWorker
 
+from .config import ServerSettings
+
 # Uvicorn pings idle WebSockets this often; nginx's proxy_read_timeout must be longer.
 WS_PING_INTERVAL = 20.0
 # Larger frames close the socket with 1009 (message too big) before the app sees them.
@@ -36,3 +38,11 @@ class UvicornWorker(BaseUvicornWorker):
         "ws_ping_interval": WS_PING_INTERVAL,
         "ws_ping_timeout": WS_PING_INTERVAL,
     }
+
+    def __init__(self, *args, **kwargs):
+        # Read from the environment when Gunicorn starts the worker, not at import.
+        self.CONFIG_KWARGS = {
+            **self.CONFIG_KWARGS,
+            "ws_per_message_deflate": ServerSettings().ws_per_message_deflate,
+        }
+        super().__init__(*args, **kwargs)

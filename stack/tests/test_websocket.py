@@ -18,6 +18,15 @@ async def test_echo_through_nginx(stack):
         assert echo == {"type": "echo", "text": "こんにちは 👋", "pid": hello["pid"]}
 
 
+async def test_frames_are_not_compressed_though_the_client_offers_it(stack):
+    # websockets offers permessage-deflate, as browsers do; the stack declines it
+    # (WS_PER_MESSAGE_DEFLATE, see channels_tutorial/config.py).
+    socket, _ = await open_socket(stack)
+    async with socket:
+        assert "permessage-deflate" in socket.request.headers["Sec-WebSocket-Extensions"]
+        assert "Sec-WebSocket-Extensions" not in socket.response.headers
+
+
 async def test_foreign_origin_is_refused(stack):
     with pytest.raises(websockets.InvalidStatus) as refused:
         await websockets.connect(ws_url(stack.http_url, "/ws/echo/"), origin="http://evil.example")
