@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import os
 import pwd
+import re
 import secrets
 import shutil
 import signal
@@ -360,34 +361,36 @@ class NativeStack:
             if name.endswith(".template"):
                 rendered = render_template(template.read_text(), env)
                 (conf_d / name.removesuffix(".template")).write_text(rendered)
-        # The image's own nginx.conf, reduced to what a process without root needs.
-        user_line = f"user {self.user};" if os.geteuid() == 0 else ""
-        temp = prefix / "temp"
-        temp.mkdir(exist_ok=True)
         main = prefix / "nginx.conf"
         main.write_text(
-            f"""{user_line}
-worker_processes auto;
-daemon off;
-pid {prefix / "nginx.pid"};
-error_log stderr notice;
-events {{ worker_connections 1024; }}
-http {{
-    include /etc/nginx/mime.types;
-    default_type application/octet-stream;
-    access_log {self.logs / "nginx-access.log"};
-    client_body_temp_path {temp}/client;
-    proxy_temp_path {temp}/proxy;
-    fastcgi_temp_path {temp}/fastcgi;
-    uwsgi_temp_path {temp}/uwsgi;
-    scgi_temp_path {temp}/scgi;
-    sendfile on;
-    keepalive_timeout 65;
-    include {conf_d}/*.conf;
-}}
-"""
+            self.native_nginx_conf(service.bind_source("/etc/nginx/nginx.conf"), conf_d)
         )
         return main
+
+    def native_nginx_conf(self, source: Path, conf_d: Path) -> str:
+        """The container's nginx.conf with this machine's paths: pid, logs, the rendered
+        templates, temp folders; `user` only when started as root; in the foreground."""
+        prefix, temp = conf_d.parent, conf_d.parent / "temp"
+        temp.mkdir(parents=True, exist_ok=True)
+        user = f"user {self.user};" if os.geteuid() == 0 else ""
+        temp_paths = "".join(
+            f"\n    {kind}_temp_path {temp}/{kind.removesuffix('_body')};"
+            for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+        )
+        replacements = [
+            (r"^user\s+[^;]*;", user),
+            (r"^pid\s+[^;]*;", f"pid {prefix / 'nginx.pid'};"),
+            (r"^error_log\s+[^;]*;", "error_log stderr notice;"),
+            (r"^(\s*)access_log\s+[^;]*;", rf"\g<1>access_log {self.logs / 'nginx-access.log'};"),
+            (r"^(\s*)include\s+/etc/nginx/conf\.d/\*\.conf;", rf"\g<1>include {conf_d}/*.conf;"),
+            (r"^http\s*\{", "http {" + temp_paths),
+        ]
+        text = source.read_text()
+        for pattern, replacement in replacements:
+            text, count = re.subn(pattern, replacement, text, count=1, flags=re.MULTILINE)
+            if not count:
+                raise StackError(f"{source}: no line matching {pattern!r} to adapt")
+        return "daemon off;\n" + text
 
     def nginx_test(self) -> subprocess.CompletedProcess:
         main = self.write_nginx_config()

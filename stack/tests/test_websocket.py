@@ -56,3 +56,31 @@ async def test_broadcast_reaches_clients_on_two_worker_processes(stack):
     finally:
         for socket in [*by_pid.values(), *spare]:
             await socket.close()
+
+
+async def test_nginx_holds_more_websockets_than_the_images_default_allows(stack):
+    # Each proxied socket is two nginx connections; the image's nginx.conf allowed 1024
+    # per worker. 600 sockets per nginx worker pass that even if spread perfectly evenly.
+    import asyncio
+    import resource
+
+    import psutil
+
+    nginx_workers = len(psutil.Process(stack.executors["nginx"].process.pid).children())
+    count = 600 * nginx_workers
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, count + 1000)), hard))
+    sockets = []
+    try:
+        for _ in range(0, count, 100):
+            opened = await asyncio.gather(*(open_socket(stack) for _ in range(100)))
+            sockets += [socket for socket, hello in opened if hello["type"] == "hello"]
+        assert len(sockets) == count
+        token = uuid.uuid4().hex
+        await sockets[0].send(json.dumps({"type": "broadcast", "text": token}))
+        heard = await asyncio.gather(
+            *(receive_until(s, lambda f: f.get("text") == token, timeout=30) for s in sockets[-50:])
+        )
+        assert len(heard) == 50
+    finally:
+        await asyncio.gather(*(socket.close() for socket in sockets))
