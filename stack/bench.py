@@ -401,11 +401,11 @@ def idle_memory(stack: NativeStack, count: int) -> float:
 # -- running ---------------------------------------------------------------------------------
 
 
-def start_stack(config: str, layer: str = "core") -> NativeStack:
-    """The stack for `config`, to start with `with`."""
+def start_stack(config: str, layer: str = "core", env: dict | None = None) -> NativeStack:
+    """The stack for `config` (with `env` on top), to start with `with`."""
     settings = dict(CONFIGS[config])
     command = settings.pop("command", None)
-    env = {**BENCH_ENV, **settings, "CHANNEL_LAYER": layer, "DEBUG": "0"}
+    env = {**BENCH_ENV, **settings, "CHANNEL_LAYER": layer, "DEBUG": "0", **(env or {})}
     return NativeStack(django_env=env, django_command=command)
 
 
@@ -441,7 +441,7 @@ def tune(log=print) -> list[Row]:
         log(format_row(row))
 
     def measure(name: str, env: dict, senders: int = 1) -> None:
-        with NativeStack(django_env={**BENCH_ENV, "DEBUG": "0", **env}) as stack:
+        with start_stack("ours", env=env) as stack:
             if senders == 1:
                 result, notes = median_run(
                     TUNE_RUNS, stack, ws_echo, stack.http_url, stack.http_url, TUNE_SECONDS
@@ -543,7 +543,8 @@ def _cores(row: Row, key: str) -> str:
 
 
 def format_row(row: Row) -> str:
-    extra = f"  {_notes(row)}" if _notes(row) else ""
+    notes = _notes(row)
+    extra = f"  {notes}" if notes else ""
     cores = "/".join(_cores(row, key) for key in ("client", "nginx", "django"))
     return (
         f"{row.config:<12} {row.test:<20} {row.target:<7} {row.rate:>10.0f}/s"
