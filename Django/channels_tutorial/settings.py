@@ -94,7 +94,7 @@ DATABASES = {
 
 # Redis carries messages between the Uvicorn worker processes (and between hosts).
 CHANNEL_LAYER_BACKENDS = {
-    "core": "channels_redis.core.RedisChannelLayer",
+    "core": "channels_tutorial.channel_layers.RedisChannelLayer",
     "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
 }
 CHANNEL_LAYERS = {
