@@ -30,7 +30,7 @@ bench:
 bench-full:
 	$(RUN) python -m stack.bench --mode full
 
-## The sweep the defaults come from: workers, compression, layer, capacity (about 9 min).
+## The sweep the defaults come from: workers, compression, layer, capacity (about 8 min).
 bench-tune:
 	$(RUN) python -m stack.bench --mode tune
 

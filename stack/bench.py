@@ -711,7 +711,7 @@ def main() -> int:
         "--mode",
         choices=[*MODES, "tune"],
         default="quick",
-        help="tune: the sweep the stack's defaults were chosen from (about 9 minutes)",
+        help="tune: the sweep the stack's defaults were chosen from (about 8 minutes)",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
     args = parser.parse_args()
