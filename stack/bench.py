@@ -32,6 +32,7 @@ from pathlib import Path
 import psutil
 import websockets
 
+from .client import ws_url
 from .compose import ROOT
 from .native import NativeStack
 
@@ -156,10 +157,6 @@ def median_run(runs: int, stack: NativeStack, measure, *args) -> tuple[tuple, di
     return result, {"runs": [round(run[0][0]) for run in results], **cores}
 
 
-def _ws(url: str) -> str:
-    return url.replace("http://", "ws://", 1)
-
-
 # -- HTTP with wrk ---------------------------------------------------------------------------
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -221,7 +218,7 @@ def _echo_process(args):
 
 def ws_echo(base: str, origin: str, seconds: int, sockets: int = 20, bare: bool = False):
     """(round trips/s, p50, p99, client cores) for sockets doing ping-pong."""
-    url = _ws(base) + "/ws/echo/"
+    url = ws_url(base, "/ws/echo/")
     before, start = children_cpu(), time.monotonic()
     with multiprocessing.get_context("fork").Pool(CLIENT_PROCESSES) as pool:
         per_process = sockets // CLIENT_PROCESSES
@@ -313,7 +310,7 @@ def broadcast(
 ):
     """`senders` senders of `messages` each, `receivers` sockets over CLIENT_PROCESSES
     processes."""
-    url = _ws(base) + "/ws/echo/"
+    url = ws_url(base, "/ws/echo/")
     context = multiprocessing.get_context("fork")
     ready, results = context.Queue(), context.Queue()
     shares = [
@@ -377,7 +374,7 @@ def idle_memory(stack: NativeStack, count: int) -> float:
     through nginx, 1000 sockets are 2000 nginx connections, past its per-worker limit."""
     context = multiprocessing.get_context("fork")
     ready, release = context.Queue(), context.Event()
-    url = _ws(stack.django_url) + "/ws/echo/"
+    url = ws_url(stack.django_url, "/ws/echo/")
     shares = [count // CLIENT_PROCESSES] * CLIENT_PROCESSES
     base = worker_rss(stack)
     processes = [

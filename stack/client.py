@@ -11,6 +11,11 @@ import time
 import websockets
 
 
+def ws_url(base: str, path: str) -> str:
+    """The WebSocket URL for `path` on an http:// base URL."""
+    return base.replace("http://", "ws://", 1) + path
+
+
 class ChatClient:
     def __init__(self, base_url: str, room: str, nickname: str, origin: str | None = None):
         self.base_url, self.room, self.nickname = base_url, room, nickname
@@ -22,7 +27,7 @@ class ChatClient:
 
     @property
     def url(self) -> str:
-        return self.base_url.replace("http://", "ws://", 1) + f"/ws/chat/{self.room}/"
+        return ws_url(self.base_url, f"/ws/chat/{self.room}/")
 
     async def connect(self, timeout: float = 10) -> dict:
         self.socket = await websockets.connect(self.url, origin=self.origin, open_timeout=timeout)

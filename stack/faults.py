@@ -25,7 +25,7 @@ import httpx
 import MySQLdb
 import websockets
 
-from .client import ChatClient
+from .client import ChatClient, ws_url
 from .native import NativeStack
 
 
@@ -239,7 +239,7 @@ async def mysql_restart(stack: NativeStack, outcome: Outcome) -> None:
 
 async def _echo_visits(stack: NativeStack) -> None:
     """Echo sockets that come, broadcast and go, on every worker."""
-    url = stack.http_url.replace("http://", "ws://", 1) + "/ws/echo/"
+    url = ws_url(stack.http_url, "/ws/echo/")
     sockets, workers = [], set()
     while workers != set(stack.gunicorn_workers()) and len(sockets) < 60:
         socket = await websockets.connect(url, origin=stack.http_url)

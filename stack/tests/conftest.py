@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import websockets
 
+from stack.client import ws_url
 from stack.compose import ROOT
 from stack.native import NativeStack
 
@@ -28,10 +29,6 @@ def stack():
 def output_dir() -> Path:
     OUTPUT.mkdir(parents=True, exist_ok=True)
     return OUTPUT
-
-
-def ws_url(base: str, path: str) -> str:
-    return base.replace("http://", "ws://", 1) + path
 
 
 async def open_socket(stack, path: str = "/ws/echo/", base: str | None = None):

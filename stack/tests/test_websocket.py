@@ -1,8 +1,11 @@
 """WebSockets through nginx, and delivery between worker processes through Redis."""
 
+import asyncio
 import json
+import resource
 import uuid
 
+import psutil
 import pytest
 import websockets
 
@@ -61,11 +64,6 @@ async def test_broadcast_reaches_clients_on_two_worker_processes(stack):
 async def test_nginx_holds_more_websockets_than_the_images_default_allows(stack):
     # Each proxied socket is two nginx connections; the image's nginx.conf allowed 1024
     # per worker. 600 sockets per nginx worker pass that even if spread perfectly evenly.
-    import asyncio
-    import resource
-
-    import psutil
-
     nginx_workers = len(psutil.Process(stack.executors["nginx"].process.pid).children())
     count = 600 * nginx_workers
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
