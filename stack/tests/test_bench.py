@@ -2,6 +2,7 @@
 contains, never how fast anything was: figures come from `make bench`."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -32,6 +33,9 @@ def test_bench_smoke_writes_table_json_and_plots(tmp_path):
     assert data["facts"]["idle KiB per WebSocket"] > 0
     report = (folder / "results.md").read_text()
     assert "| config | test |" in report and "Targets:" in report
+    # nginx's share of the server's CPU, per request and per round trip, is printed.
+    assert re.search(r"ws echo: nginx costs -?\d+% .* CPU per round trip: nginx \d+ us", report)
+    assert re.search(r"http /api/ping: nginx costs -?\d+% .* CPU per request: nginx", report)
     for plot in ("http.png", "ws_echo.png", "broadcast.png"):
         assert (folder / plot).stat().st_size > 0
     assert "Targets:" in result.stdout
