@@ -16,6 +16,26 @@ def ws_url(base: str, path: str) -> str:
     return base.replace("http://", "ws://", 1) + path
 
 
+async def one_per_worker(workers, connect, attempts: int = 60):
+    """Connect until every worker PID in `workers` holds a connection: the kernel spreads
+    connections over Gunicorn's workers, so it takes a few. `connect()` returns
+    (connection, worker_pid). Returns {pid: the first connection that worker took} and
+    the spare connections, still open, for the caller to use or close."""
+    chosen, spares = {}, []
+    for _ in range(attempts):
+        connection, pid = await connect()
+        if pid in chosen:
+            spares.append(connection)
+        else:
+            chosen[pid] = connection
+        if set(chosen) >= set(workers):
+            return chosen, spares
+    raise AssertionError(
+        f"{attempts} connections reached workers {sorted(chosen)} only,"
+        f" not all of {sorted(workers)}"
+    )
+
+
 class ChatClient:
     def __init__(self, base_url: str, room: str, nickname: str, origin: str | None = None):
         self.base_url, self.room, self.nickname = base_url, room, nickname

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import signal
@@ -25,7 +26,7 @@ import httpx
 import MySQLdb
 import websockets
 
-from .client import ChatClient, ws_url
+from .client import ChatClient, one_per_worker, ws_url
 from .native import NativeStack
 
 
@@ -80,18 +81,17 @@ def room_rows(stack: NativeStack, room_name: str) -> int:
 
 async def clients_on_distinct_workers(stack: NativeStack, room_name: str) -> list[ChatClient]:
     """One client per Uvicorn worker (connections are spread by the kernel)."""
-    workers = set(stack.gunicorn_workers())
-    by_pid: dict[int, ChatClient] = {}
-    for n in range(60):
-        client = ChatClient(stack.http_url, room_name, f"user{n}")
+    names = (f"user{n}" for n in itertools.count())
+
+    async def connect():
+        client = ChatClient(stack.http_url, room_name, next(names))
         await client.reconnect(within=15)  # as the page does: retry with backoff
-        if client.worker_pid in by_pid:
-            await client.close()
-        else:
-            by_pid[client.worker_pid] = client
-        if set(by_pid) == workers:
-            return list(by_pid.values())
-    raise AssertionError(f"could not reach every worker {workers}, only {set(by_pid)}")
+        return client, client.worker_pid
+
+    chosen, spares = await one_per_worker(stack.gunicorn_workers(), connect)
+    for client in spares:
+        await client.close()
+    return list(chosen.values())
 
 
 async def everyone_hears(sender: ChatClient, others: list[ChatClient], text: str) -> None:
@@ -240,15 +240,17 @@ async def mysql_restart(stack: NativeStack, outcome: Outcome) -> None:
 async def _echo_visits(stack: NativeStack) -> None:
     """Echo sockets that come, broadcast and go, on every worker."""
     url = ws_url(stack.http_url, "/ws/echo/")
-    sockets, workers = [], set()
-    while workers != set(stack.gunicorn_workers()) and len(sockets) < 60:
-        socket = await websockets.connect(url, origin=stack.http_url)
-        workers.add(json.loads(await socket.recv())["pid"])
-        sockets.append(socket)
+
+    async def connect():
+        echo = await websockets.connect(url, origin=stack.http_url)
+        return echo, json.loads(await echo.recv())["pid"]
+
+    chosen, spares = await one_per_worker(stack.gunicorn_workers(), connect)
+    sockets = [*chosen.values(), *spares]
     await sockets[0].send(json.dumps({"type": "broadcast", "text": "visiting"}))
     await asyncio.sleep(0.5)
-    for socket in sockets:
-        await socket.close()
+    for echo in sockets:
+        await echo.close()
 
 
 # The in-flight request's 2 s, channels-redis's 5 s BZPOPMIN, and a margin.

@@ -3,26 +3,24 @@
 import json
 import uuid
 
+from stack.client import one_per_worker
+
 from .conftest import open_socket, receive_until
 from .test_services import mysql_connection
 
 
-async def join_on_distinct_workers(stack, path: str, count: int = 2):
-    """Sockets to `path` until `count` of them are held by different worker processes."""
-    by_pid, spare = {}, []
-    for _ in range(40):
+async def join_on_distinct_workers(stack, path: str) -> list:
+    """One socket to `path` on each Uvicorn worker."""
+
+    async def connect():
         socket, history = await open_socket(stack, path)
         assert history["type"] == "history"
-        if history["worker_pid"] in by_pid:
-            spare.append(socket)
-        else:
-            by_pid[history["worker_pid"]] = socket
-        if len(by_pid) == count:
-            break
-    for socket in spare:
+        return socket, history["worker_pid"]
+
+    chosen, spares = await one_per_worker(stack.gunicorn_workers(), connect)
+    for socket in spares:
         await socket.close()
-    assert len(by_pid) == count, f"sockets landed on workers {list(by_pid)} only"
-    return list(by_pid.values())
+    return list(chosen.values())
 
 
 async def test_two_workers_chat_store_in_mysql_and_replay_as_history(stack):
