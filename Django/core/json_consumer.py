@@ -95,6 +95,9 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
                 self.monitor.watch(self.channel_name, self.watched_groups(), self.membership_lost)
 
     async def websocket_disconnect(self, message):
+        # Unwatched first: leaving the groups below is not Redis losing them.
+        if self.monitor is not None:
+            self.monitor.unwatch(self.channel_name)
         for group in self.joined:
             with contextlib.suppress(RedisError):  # Redis may be the reason we left
                 await self.channel_layer.group_discard(group, self.channel_name)
