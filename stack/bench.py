@@ -578,9 +578,9 @@ def machine() -> dict:
 
 def relay_share(row: Row) -> tuple[float, float, float] | None:
     """CPU microseconds nginx and Django spent per unit of `row.rate`, and nginx's share
-    of the two: what nginx costs once the server's cores are all busy, whatever the
-    client. On a small machine that also runs the client, the measured cost is higher
-    (the client's CPU comes out of the same cores)."""
+    of the two: what nginx costs a server whose cores are all busy and whose clients run
+    elsewhere. On a small machine that also runs the load client, the measured cost is
+    higher: the client's CPU comes out of the same cores."""
     nginx, django = row.extra.get("nginx cores"), row.extra.get("django cores")
     if not (nginx and django and row.rate):
         return None
