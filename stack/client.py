@@ -1,6 +1,7 @@
 """A chat participant over a real WebSocket, as the browser page is: it can reconnect
 after its socket drops, and it keeps the messages the server acknowledged (broadcast
-back with an id), so tests can check every one of them reached MySQL."""
+back with an id), so tests can check every one of them reached MySQL. Also the two
+helpers every WebSocket client here shares: the ws:// URL, and one socket per worker."""
 
 from __future__ import annotations
 
