@@ -4,6 +4,17 @@
 set -o errexit
 set -o nounset
 
+# Development image only (its /etc/passwd is writable by app): when the bind-mounted
+# Django/ folder belongs to another uid than app's (a host user who is not uid 1000, or
+# root), app takes that uid, so `docker compose exec django poetry add ...` writes files
+# that stay yours. It applies to commands exec'd from now on and to the next restart.
+owner=$(stat -c %u .)
+if [ "$(id -un)" = app ] && [ "$owner" != "$(id -u)" ] && [ -w /etc/passwd ]; then
+  passwd=$(sed "s/^app:x:[0-9]*:/app:x:${owner}:/" /etc/passwd)
+  printf '%s\n' "$passwd" >/etc/passwd
+  echo "entrypoint: 'docker compose exec' now runs as uid ${owner}, the owner of /app"
+fi
+
 python manage.py wait_for_db --timeout "${DB_WAIT_TIMEOUT}"
 python manage.py migrate --noinput
 python manage.py collectstatic --noinput --verbosity 0

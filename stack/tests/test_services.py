@@ -75,3 +75,19 @@ async def test_socket_groups_live_in_redis(stack):
             assert client.zcard("asgi:group:echo") >= 1
         finally:
             client.close()
+
+
+def test_wait_for_db_stops_at_once_when_mysql_refuses_the_credentials(stack):
+    # A data volume made with other credentials keeps them: waiting cannot help.
+    env = {**stack.django_env(), "PATH": "/usr/bin:/bin", "MYSQL_PASSWORD": "not-the-password"}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "wait_for_db", "--timeout", "30"],
+        cwd=ROOT / "Django",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert result.returncode == 1
+    assert "the database refuses MYSQL_USER/MYSQL_PASSWORD" in result.stderr
+    assert "retrying" not in result.stderr

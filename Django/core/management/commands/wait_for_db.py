@@ -4,9 +4,17 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 from django.db.utils import OperationalError
-from tenacity import RetryError, retry, retry_if_exception_type, stop_after_delay, wait_fixed
+from tenacity import RetryError, retry, retry_if_exception, stop_after_delay, wait_fixed
 
 logger = logging.getLogger("wait_for_db")
+
+# MySQL's "access denied" errors: waiting will not change the answer.
+ACCESS_DENIED = {1044, 1045}
+
+
+def _transient(error: BaseException) -> bool:
+    code = error.args[0] if error.args else None
+    return isinstance(error, OperationalError) and code not in ACCESS_DENIED
 
 
 class Command(BaseCommand):
@@ -19,7 +27,7 @@ class Command(BaseCommand):
         started = time.monotonic()
 
         @retry(
-            retry=retry_if_exception_type(OperationalError),
+            retry=retry_if_exception(_transient),
             stop=stop_after_delay(timeout),
             wait=wait_fixed(1),
             before_sleep=lambda state: logger.warning(
@@ -33,6 +41,12 @@ class Command(BaseCommand):
 
         try:
             connect()
+        except OperationalError as error:  # not transient: refused credentials
+            raise CommandError(
+                f"the database refuses MYSQL_USER/MYSQL_PASSWORD: {error}. MySQL creates the"
+                " user only when its data volume is empty; a volume made with other"
+                " credentials keeps them."
+            ) from None
         except RetryError as error:
             last = error.last_attempt.exception()
             raise CommandError(f"database still unreachable after {timeout:g}s: {last}") from None
