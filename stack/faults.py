@@ -458,7 +458,7 @@ async def run(scenario, stack: NativeStack, kind: str) -> Outcome:
     except Exception as error:  # a failed scenario is a row in the table, not a crash
         outcome.detail = f"{type(error).__name__}: {error}"
     ids = [m["id"] for m in outcome.acknowledged]
-    outcome.stored = len(stored_ids(stack, ids)) if "mysql" in stack.executors else 0
+    outcome.stored = len(stored_ids(stack, ids)) if stack.is_running("mysql") else 0
     return outcome
 
 

