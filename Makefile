@@ -4,7 +4,7 @@ POETRY ?= poetry
 RUN := $(POETRY) -P Django run
 PYTEST := cd Django && $(POETRY) run pytest -c pyproject.toml
 
-.PHONY: deps native test test-docker lock faults prod-env bench bench-full bench-tune
+.PHONY: deps native test test-docker lock faults soak prod-env bench bench-full bench-tune
 
 ## Install the locked environment: Django's dependencies, unit-test and proving-ground tools.
 deps:
@@ -25,6 +25,12 @@ test-docker:
 ## Inject faults and hostile input into native stacks; print what survived (about 1 min).
 faults:
 	$(RUN) python -m stack.faults $(if $(LAYER),--layer $(LAYER))
+
+## Connection churn beside idle sockets; prints memory, fds, Redis and MySQL connections.
+## DURATION seconds after a 60 s warm-up; SETTINGS=dev|prod; TARGET=native|docker.
+soak:
+	$(RUN) python -m stack.soak --duration $(or $(DURATION),600) \
+	  --settings $(or $(SETTINGS),dev) --target $(or $(TARGET),native)
 
 ## Benchmarks: HTTP, WebSocket echo, broadcast; ours vs the book's vs daphne (< 3 min).
 bench:

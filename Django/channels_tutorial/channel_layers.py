@@ -1,23 +1,101 @@
-"""channels-redis's RedisChannelLayer with one cancellation fix."""
+"""channels-redis's RedisChannelLayer with fixes around a receiver that goes away, and a
+connection pool that gives idle connections back.
+
+Written against channels-redis 4.3.0 (with redis-py 8.1). ../stack/tests/test_channel_layers.py
+shows each defect on the unpatched class against a real Redis, and fails once upstream
+fixes it: then delete that part, and this module once all are gone (settings.py names
+the class). Minimal reproductions, to report upstream: docs/channels-redis.md.
+"""
 
 import asyncio
+import collections
+import time
 
 from channels_redis.core import RedisChannelLayer as BaseRedisChannelLayer
+from redis.asyncio import ConnectionPool
+
+
+class IdleClosingConnectionPool(ConnectionPool):
+    """redis-py's pool, closing its idle connections once a minute.
+
+    redis-py keeps every connection it ever opened. After a burst (hundreds of sockets
+    joining at once) a worker would hold that many idle Redis connections, and their file
+    descriptors, for ever. Closed connections reconnect when next used."""
+
+    idle_close_interval = 60.0
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._next_idle_close = time.monotonic() + self.idle_close_interval
+
+    async def release(self, connection) -> None:
+        await super().release(connection)
+        if time.monotonic() >= self._next_idle_close:
+            self._next_idle_close = time.monotonic() + self.idle_close_interval
+            await self.disconnect(inuse_connections=False)
+
+
+class ReceiveBuffers(collections.defaultdict):
+    """channels-redis's per-channel receive queues, minus queues for closed channels.
+
+    The worker's receiver hands each message it pops from Redis to the queue of every
+    local channel it names, and a defaultdict makes a queue for a channel that has none.
+    A group message can still arrive for a socket that has just closed; its new queue,
+    message included, would then stay for ever. Channels whose receiver has gone get a
+    throwaway queue instead, for as long as a late message can arrive (the layer's
+    expiry); channel names are never reused."""
+
+    def __init__(self, default_factory, expiry: float) -> None:
+        super().__init__(default_factory)
+        self.expiry = expiry
+        self.closed: collections.OrderedDict[str, float] = collections.OrderedDict()
+
+    def close(self, channel: str) -> None:
+        self.pop(channel, None)
+        now = time.monotonic()
+        self.closed[channel] = now
+        while self.closed and next(iter(self.closed.values())) < now - self.expiry:
+            self.closed.popitem(last=False)
+
+    def __missing__(self, channel):
+        if channel in self.closed:
+            return self.default_factory()
+        return super().__missing__(channel)
 
 
 class RedisChannelLayer(BaseRedisChannelLayer):
-    """Stops receiving once the receiving task has been cancelled.
+    """Stops receiving once the receiving task has been cancelled, keeps no queue for a
+    channel whose receiver has gone, and closes idle Redis connections."""
 
-    Channels cancels a consumer's receive task when its socket closes. Now and then that
-    cancellation never surfaces inside the blocking BZPOPMIN (channels-redis 4.3.0,
-    redis-py 8.1): the call ends normally after brpop_timeout with nothing, and
-    receive_single loops into another BZPOPMIN, for ever. The consumer then never
-    finishes, and a worker's shutdown waits out Gunicorn's whole graceful_timeout. Each
-    new blocking call first checks for a pending cancellation and raises it.
-    """
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.receive_buffer = ReceiveBuffers(self.receive_buffer.default_factory, self.expiry)
+
+    def create_pool(self, index):
+        host = dict(self.hosts[index])
+        if "address" not in host:  # Sentinel and keyword hosts: channels-redis's own pool
+            return super().create_pool(index)
+        return IdleClosingConnectionPool.from_url(host.pop("address"), **host)
 
     async def _brpop_with_clean(self, index, channel, timeout):
+        # Channels cancels a consumer's receive task when its socket closes. Now and then
+        # that cancellation never surfaces inside the blocking BZPOPMIN: the call ends
+        # after brpop_timeout with nothing and receive_single loops into another BZPOPMIN,
+        # for ever. The consumer never finishes, and a worker's shutdown waits out
+        # Gunicorn's whole graceful_timeout. So each new blocking call first raises a
+        # pending cancellation.
         task = asyncio.current_task()
         if task is not None and task.cancelling():
             raise asyncio.CancelledError
         return await super()._brpop_with_clean(index, channel, timeout)
+
+    async def receive(self, channel):
+        # A receive ends by cancellation only when its consumer does (the socket closed).
+        # receive() drops that channel's queue itself only when the cancellation arrives
+        # while it waits; cancelled while it holds the receive lock, inside BZPOPMIN, the
+        # queue stayed for ever: about 3 KiB per closed socket (`make soak`).
+        try:
+            return await super().receive(channel)
+        except asyncio.CancelledError:
+            self.receive_buffer.close(channel)
+            raise

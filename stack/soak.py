@@ -1,0 +1,452 @@
+"""Soak: sustained connection churn against the stack, and whether anything grows.
+
+    make soak                                   # 10 minutes, development settings, natively
+    make soak DURATION=120 SETTINGS=prod TARGET=docker
+
+Concurrent clients each repeat a session: a chat session (connect, history, send one
+message, wait for its broadcast, close) or, one time in four, an echo session (connect,
+echo, close). Beside them, idle chat sockets stay open for the whole run and read every
+broadcast. Every interval it prints per-worker RSS and open file descriptors, Redis
+`connected_clients`, MySQL `Threads_connected` and sessions/s. Growth is counted from the
+end of the warm-up; after the churn stops, Redis clients, MySQL threads and file
+descriptors must be back at their baseline (taken with the idle sockets open, before any
+churn). Traffic goes to 127.0.0.1 only and the run is bounded in time.
+
+Results: printed, and written to soak-results/<time>/ as soak.md, soak.json and soak.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import MySQLdb
+import psutil
+import redis
+import websockets
+
+from .client import ChatClient, ws_url
+from .compose import COMPOSE_FILE, PROD_FILE, ROOT
+from .docker import DockerStack, copy_repository
+from .native import NativeStack
+
+sys.path.insert(0, str(ROOT / "Django"))
+from channels_tutorial.channel_layers import IdleClosingConnectionPool  # noqa: E402
+
+# What the targets allow: workers' RSS growth after warm-up, in percent.
+RSS_GROWTH_LIMIT = 5.0
+ROOMS = [f"soak-{n}" for n in range(20)]
+ECHO_SHARE = 0.25
+# After the churn: long enough for each worker's Redis pool to close what the churn left
+# idle, and for sockets to finish closing.
+COOLDOWN_S = IdleClosingConnectionPool.idle_close_interval + 10
+
+
+@dataclass
+class Sample:
+    t: float  # seconds since the churn started (negative: before)
+    phase: str  # baseline, warm-up, churn, after
+    rss_mib: dict[int, float]  # per worker PID
+    fds: dict[int, int]
+    redis_clients: int
+    mysql_threads: int
+    sessions: int  # completed since the churn started
+    errors: int
+
+    @property
+    def total_rss(self) -> float:
+        return sum(self.rss_mib.values())
+
+    @property
+    def total_fds(self) -> int:
+        return sum(self.fds.values())
+
+
+@dataclass
+class Result:
+    settings: str
+    target: str
+    duration_s: float
+    warmup_s: float
+    clients: int
+    idle: int
+    samples: list[Sample] = field(default_factory=list)
+    chat_sessions: int = 0
+    echo_sessions: int = 0
+    errors: int = 0
+    last_error: str = ""
+
+    def at(self, phase: str) -> Sample:
+        return [s for s in self.samples if s.phase == phase][-1]
+
+    @property
+    def sessions_after_warmup(self) -> int:
+        return self.at("churn").sessions - self.at("warm-up").sessions
+
+    def rss_growth_pct(self) -> float:
+        start, end = self.at("warm-up").total_rss, self.at("churn").total_rss
+        return 100 * (end - start) / start
+
+    def rss_growth_per_session_kib(self) -> float:
+        grown = self.at("churn").total_rss - self.at("warm-up").total_rss
+        return grown * 1024 / max(1, self.sessions_after_warmup)
+
+    def targets(self) -> list[tuple[str, bool]]:
+        base, after = self.at("baseline"), self.at("after")
+        growth = self.rss_growth_pct()
+        return [
+            (
+                f"workers' RSS after warm-up: {self.at('warm-up').total_rss:.1f} ->"
+                f" {self.at('churn').total_rss:.1f} MiB ({growth:+.2f}%,"
+                f" {self.rss_growth_per_session_kib():+.2f} KiB per session; target <"
+                f" {RSS_GROWTH_LIMIT:g}%)",
+                growth < RSS_GROWTH_LIMIT,
+            ),
+            (
+                f"Redis connected_clients back to baseline: {base.redis_clients} ->"
+                f" {after.redis_clients}",
+                after.redis_clients <= base.redis_clients,
+            ),
+            (
+                f"MySQL Threads_connected back to baseline: {base.mysql_threads} ->"
+                f" {after.mysql_threads}",
+                after.mysql_threads <= base.mysql_threads,
+            ),
+            (
+                f"workers' open file descriptors back to baseline: {base.total_fds} ->"
+                f" {after.total_fds}",
+                after.total_fds <= base.total_fds,
+            ),
+            (
+                f"errors: {self.errors}" + (f" (last: {self.last_error})" if self.errors else ""),
+                self.errors == 0,
+            ),
+        ]
+
+
+# -- the stack ----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def running_stack(settings: str, target: str):
+    """The stack in development or production settings, natively or in containers."""
+    files = [COMPOSE_FILE.name] + ([PROD_FILE.name] if settings == "prod" else [])
+    if target == "docker":
+        stack = DockerStack(files=tuple(files))
+        if settings == "prod":
+            subprocess.run(["sh", "prod-env.sh"], cwd=stack.dir, check=True, capture_output=True)
+        with stack:
+            yield stack
+        return
+    with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
+        root = ROOT
+        if settings == "prod":  # production secrets in a copy, never in the work tree
+            root = copy_repository(Path(tmp) / "repo")
+            subprocess.run(["sh", "prod-env.sh"], cwd=root, check=True, capture_output=True)
+        with NativeStack(compose_files=tuple(root / f for f in files)) as stack:
+            yield stack
+
+
+def worker_processes(stack) -> list[psutil.Process]:
+    """The Uvicorn workers as host processes."""
+    if isinstance(stack, DockerStack):
+        init = psutil.Process(stack.container("django")["State"]["Pid"])
+        (master,) = [p for p in init.children() if "gunicorn" in " ".join(p.cmdline())]
+        return master.children()
+    return [psutil.Process(pid) for pid in stack.gunicorn_workers()]
+
+
+def origin_of(stack) -> str:
+    """The Origin a browser on the site would send: the first ALLOWED_HOSTS entry in
+    production (behind its TLS proxy), the stack's own address in development."""
+    env = stack.django_env()
+    if env.get("ENVIRONMENT") == "production":
+        return "https://" + env["ALLOWED_HOSTS"].split(",")[0].strip()
+    return stack.http_url
+
+
+class Probe:
+    """Samples the workers, Redis and MySQL."""
+
+    def __init__(self, stack) -> None:
+        self.stack = stack
+        env = stack.django_env()
+        self.workers = worker_processes(stack)
+        self.redis = redis.Redis(
+            host="127.0.0.1", port=stack.redis_port, password=env.get("REDIS_PASSWORD") or None
+        )
+        self.mysql = MySQLdb.connect(
+            host="127.0.0.1",
+            port=stack.mysql_port,
+            user=env["MYSQL_USER"],
+            password=env["MYSQL_PASSWORD"],
+            database=env["MYSQL_DATABASE"],
+        )
+
+    def sample(self, t: float, phase: str, sessions: int, errors: int) -> Sample:
+        cursor = self.mysql.cursor()
+        cursor.execute("SHOW GLOBAL STATUS LIKE 'Threads_connected'")
+        threads = int(cursor.fetchone()[1]) - 1  # not counting this probe's own
+        return Sample(
+            t=round(t, 1),
+            phase=phase,
+            rss_mib={w.pid: w.memory_info().rss / 2**20 for w in self.workers},
+            fds={w.pid: w.num_fds() for w in self.workers},
+            redis_clients=int(self.redis.info("clients")["connected_clients"]) - 1,
+            mysql_threads=threads,
+            sessions=sessions,
+            errors=errors,
+        )
+
+    def close(self) -> None:
+        self.redis.close()
+        self.mysql.close()
+
+
+# -- the load -----------------------------------------------------------------------------
+
+
+class Churn:
+    def __init__(self, stack, origin: str, result: Result) -> None:
+        self.stack, self.origin, self.result = stack, origin, result
+        self.stop = asyncio.Event()
+        self.step: dict[int, str] = {}  # the step each client is at, for error reports
+
+    @property
+    def sessions(self) -> int:
+        return self.result.chat_sessions + self.result.echo_sessions
+
+    async def chat_session(self, n: int) -> None:
+        client = ChatClient(self.stack.http_url, random.choice(ROOMS), f"churn{n}", self.origin)
+        self.step[n] = "chat connect"
+        try:
+            await client.connect()
+            self.step[n] = "chat send"
+            await client.say(f"soak {n} {time.monotonic():.3f}", timeout=30)
+        finally:
+            await client.close()
+        self.result.chat_sessions += 1
+
+    async def echo_session(self, n: int) -> None:
+        url = ws_url(self.stack.http_url, "/ws/echo/")
+        self.step[n] = "echo"
+        async with websockets.connect(url, origin=self.origin, open_timeout=10) as socket:
+            await socket.recv()  # hello
+            await socket.send(json.dumps({"type": "echo", "text": f"soak {n}"}))
+            async with asyncio.timeout(30):
+                while json.loads(await socket.recv()).get("type") != "echo":
+                    pass
+        self.result.echo_sessions += 1
+
+    async def client(self, n: int) -> None:
+        while not self.stop.is_set():
+            session = self.echo_session if random.random() < ECHO_SHARE else self.chat_session
+            try:
+                await session(n)
+            except Exception as error:  # counted and reported; the run goes on
+                self.result.errors += 1
+                self.result.last_error = f"{self.step.get(n)}: {type(error).__name__}: {error}"
+                await asyncio.sleep(0.5)
+
+
+async def idle_socket(stack, origin: str, room: str, stop: asyncio.Event) -> None:
+    """A socket held open for the whole run, reading every broadcast of its room."""
+    client = ChatClient(stack.http_url, room, "idle", origin)
+    await client.connect()
+    try:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await client.next_frame(timeout=1)
+    finally:
+        await client.close()
+
+
+async def soak(
+    stack,
+    settings: str,
+    target: str,
+    duration: float,
+    warmup: float,
+    interval: float,
+    clients: int,
+    idle: int,
+    cooldown: float = 15.0,
+    report=print,
+) -> Result:
+    result = Result(settings, target, duration, warmup, clients, idle)
+    origin = origin_of(stack)
+    probe = Probe(stack)
+    idle_stop = asyncio.Event()
+    idlers = [
+        asyncio.create_task(idle_socket(stack, origin, ROOMS[n % len(ROOMS)], idle_stop))
+        for n in range(idle)
+    ]
+    churn = Churn(stack, origin, result)
+
+    def take(t: float, phase: str) -> Sample:
+        sample = probe.sample(t, phase, churn.sessions, result.errors)
+        result.samples.append(sample)
+        report(row(sample, result.samples))
+        return sample
+
+    try:
+        await asyncio.sleep(3)  # the idle sockets settle
+        report(header())
+        take(0.0, "baseline")
+        started = time.monotonic()
+        tasks = [asyncio.create_task(churn.client(n)) for n in range(clients)]
+        await asyncio.sleep(warmup)
+        take(time.monotonic() - started, "warm-up")
+        end = started + warmup + duration
+        while (left := end - time.monotonic()) > 0:
+            await asyncio.sleep(min(interval, left))
+            take(time.monotonic() - started, "churn")
+        churn.stop.set()
+        await asyncio.gather(*tasks)
+        await asyncio.sleep(cooldown)  # pools and sockets of the churn go idle and close
+        take(time.monotonic() - started, "after")
+    finally:
+        churn.stop.set()
+        idle_stop.set()
+        await asyncio.gather(*idlers, return_exceptions=True)
+        probe.close()
+    return result
+
+
+# -- reporting ----------------------------------------------------------------------------
+
+
+def header() -> str:
+    return (
+        f"{'t s':>7} {'phase':<9} {'workers RSS MiB':>22} {'fds':>9}"
+        f" {'redis':>6} {'mysql':>6} {'sessions':>9} {'/s':>6} {'errors':>6}"
+    )
+
+
+def row(sample: Sample, samples: list[Sample]) -> str:
+    previous = samples[-2] if len(samples) > 1 else sample
+    elapsed = sample.t - previous.t
+    rate = (sample.sessions - previous.sessions) / elapsed if elapsed > 0 else 0.0
+    rss = " + ".join(f"{v:.1f}" for v in sample.rss_mib.values())
+    fds = "+".join(str(v) for v in sample.fds.values())
+    return (
+        f"{sample.t:>7.1f} {sample.phase:<9} {rss:>22} {fds:>9} {sample.redis_clients:>6}"
+        f" {sample.mysql_threads:>6} {sample.sessions:>9} {rate:>6.1f} {sample.errors:>6}"
+    )
+
+
+def markdown(result: Result) -> str:
+    lines = [
+        f"Soak: {result.settings} settings, {result.target}; {result.clients} churning"
+        f" clients, {result.idle} idle sockets; warm-up {result.warmup_s:g} s, then"
+        f" {result.duration_s:g} s measured.",
+        "",
+        "| t s | phase | workers' RSS MiB | fds | Redis clients | MySQL threads |"
+        " sessions | errors |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for s in result.samples:
+        lines.append(
+            f"| {s.t:.0f} | {s.phase} | {s.total_rss:.1f} | {s.total_fds} |"
+            f" {s.redis_clients} | {s.mysql_threads} | {s.sessions} | {s.errors} |"
+        )
+    base, warm, end, after = (result.at(p) for p in ("baseline", "warm-up", "churn", "after"))
+    lines += [
+        "",
+        "| growth after warm-up | start | end | change |",
+        "|---|---:|---:|---:|",
+        f"| workers' RSS MiB | {warm.total_rss:.1f} | {end.total_rss:.1f} |"
+        f" {end.total_rss - warm.total_rss:+.1f} ({result.rss_growth_pct():+.2f}%) |",
+        f"| open fds (baseline, after the churn) | {base.total_fds} | {after.total_fds} |"
+        f" {after.total_fds - base.total_fds:+d} |",
+        f"| Redis clients (baseline, after) | {base.redis_clients} | {after.redis_clients} |"
+        f" {after.redis_clients - base.redis_clients:+d} |",
+        f"| MySQL threads (baseline, after) | {base.mysql_threads} | {after.mysql_threads} |"
+        f" {after.mysql_threads - base.mysql_threads:+d} |",
+        "",
+        f"Sessions after warm-up: {result.sessions_after_warmup} (chat {result.chat_sessions},"
+        f" echo {result.echo_sessions} in all).",
+        "",
+        "Targets:",
+    ]
+    lines += [f"- {'met' if ok else 'NOT MET'}: {text}" for text, ok in result.targets()]
+    return "\n".join(lines) + "\n"
+
+
+def plot(result: Result, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    samples = [s for s in result.samples if s.phase in ("warm-up", "churn")]
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for pid in samples[0].rss_mib:
+        ax.plot(
+            [s.t for s in samples],
+            [s.rss_mib.get(pid, 0) for s in samples],
+            marker="o",
+            label=f"worker {pid}",
+        )
+    ax.set_xlabel("seconds of churn (after the warm-up)")
+    ax.set_ylabel("RSS MiB")
+    ax.set_ylim(bottom=0)
+    ax.set_title(
+        f"Workers' RSS under churn ({result.settings}, {result.target}):"
+        f" {result.rss_growth_pct():+.2f}% after warm-up"
+    )
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=600, help="seconds after warm-up")
+    parser.add_argument("--warmup", type=float, default=60)
+    parser.add_argument("--interval", type=float, default=30)
+    parser.add_argument("--clients", type=int, default=40, help="churning clients")
+    parser.add_argument("--idle", type=int, default=100, help="sockets held open")
+    parser.add_argument("--settings", choices=("dev", "prod"), default="dev")
+    parser.add_argument("--target", choices=("native", "docker"), default="native")
+    parser.add_argument("--out", type=Path, default=ROOT / "soak-results")
+    args = parser.parse_args()
+    print(f"soak: {args.settings} settings, {args.target}; starting the stack ...", flush=True)
+    with running_stack(args.settings, args.target) as stack:
+        result = asyncio.run(
+            soak(
+                stack,
+                args.settings,
+                args.target,
+                args.duration,
+                args.warmup,
+                args.interval,
+                args.clients,
+                args.idle,
+                report=lambda s: print(s, flush=True),
+            )
+        )
+    folder = args.out / time.strftime("%Y%m%d-%H%M%S")
+    folder.mkdir(parents=True, exist_ok=True)
+    report = markdown(result)
+    (folder / "soak.md").write_text(report)
+    (folder / "soak.json").write_text(json.dumps(asdict(result), indent=2))
+    plot(result, folder / "soak.png")
+    print()
+    print(report)
+    print(f"written to {folder}")
+    return 0 if all(ok for _, ok in result.targets()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

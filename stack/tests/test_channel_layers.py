@@ -1,0 +1,111 @@
+"""channels_tutorial.channel_layers against a real Redis, beside the unpatched
+channels-redis class it fixes (4.3.0). Each `upstream` test shows a defect on the
+unpatched class: when one fails, upstream has fixed that defect and the matching part of
+the subclass can go (see the module's docstring). The reproductions are the ones in
+docs/channels-redis.md."""
+
+import asyncio
+import sys
+from pathlib import Path
+
+import pytest
+import redis
+from channels_redis.core import RedisChannelLayer as UpstreamLayer
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "Django"))
+from channels_tutorial.channel_layers import (  # noqa: E402
+    IdleClosingConnectionPool,
+    RedisChannelLayer,
+)
+
+
+@pytest.fixture
+def address(stack):
+    return f"redis://127.0.0.1:{stack.redis_port}/15"
+
+
+async def receiving(layer, channel):
+    """A receive task that has entered channels-redis's receive()."""
+    task = asyncio.create_task(layer.receive(channel))
+    await asyncio.sleep(0.3)  # the first receiver takes the lock and blocks in BZPOPMIN
+    return task
+
+
+async def cancelled(task):
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 10)
+
+
+async def cancel_the_lock_holder(layer_class, address) -> bool:
+    """A consumer's socket closes while its receive holds the receive lock: is its
+    (empty) queue still in receive_buffer?"""
+    layer = layer_class(hosts=[address])
+    try:
+        channel = await layer.new_channel()
+        await cancelled(await receiving(layer, channel))
+        return channel in layer.receive_buffer
+    finally:
+        await layer.flush()
+
+
+async def deliver_to_a_closed_channel(layer_class, address) -> bool:
+    """Two sockets in a group; one closes, then a group message arrives that names it
+    too: does a queue for the closed channel appear, holding the message?"""
+    layer = layer_class(hosts=[address])
+    try:
+        alive, gone = await layer.new_channel(), await layer.new_channel()
+        for channel in (alive, gone):
+            await layer.group_add("room", channel)
+        alive_task = await receiving(layer, alive)  # the lock holder: it pops for both
+        await cancelled(await receiving(layer, gone))
+        await layer.group_send("room", {"type": "chat.message", "text": "late"})
+        assert (await asyncio.wait_for(alive_task, 10))["text"] == "late"
+        return gone in layer.receive_buffer
+    finally:
+        await layer.flush()
+
+
+async def test_upstream_keeps_the_queue_of_a_receiver_cancelled_in_bzpopmin(address):
+    assert await cancel_the_lock_holder(UpstreamLayer, address)
+
+
+async def test_ours_forgets_it(address):
+    assert not await cancel_the_lock_holder(RedisChannelLayer, address)
+
+
+async def test_upstream_makes_a_queue_for_a_closed_channel(address):
+    assert await deliver_to_a_closed_channel(UpstreamLayer, address)
+
+
+async def test_ours_drops_messages_for_closed_channels(address):
+    assert not await deliver_to_a_closed_channel(RedisChannelLayer, address)
+
+
+async def connections_after_a_burst(layer, address) -> tuple[int, int]:
+    """Redis clients before and after 50 concurrent commands and a quiet moment."""
+    admin = redis.Redis.from_url(address)
+    try:
+        before = admin.info("clients")["connected_clients"]
+        await asyncio.gather(*(layer.group_add("burst", f"c{n}") for n in range(50)))
+        pool = layer.connection(0).connection_pool
+        pool.idle_close_interval, pool._next_idle_close = 0.1, 0  # a minute, made short
+        await asyncio.sleep(0.2)
+        await layer.group_add("burst", "one-more")  # a release: the pool's chance to close
+        return before, admin.info("clients")["connected_clients"]
+    finally:
+        await layer.flush()
+        admin.close()
+
+
+async def test_upstream_pool_keeps_every_connection_of_a_burst(address):
+    layer = UpstreamLayer(hosts=[address])
+    before, after = await connections_after_a_burst(layer, address)
+    assert after >= before + 20
+
+
+async def test_ours_closes_idle_connections(address):
+    layer = RedisChannelLayer(hosts=[address])
+    assert isinstance(layer.connection(0).connection_pool, IdleClosingConnectionPool)
+    before, after = await connections_after_a_burst(layer, address)
+    assert after <= before + 1
