@@ -19,7 +19,7 @@ import uuid
 from pathlib import Path
 
 from .compose import COMPOSE_FILE, ROOT
-from .native import free_port
+from .native import PublishedURLs, free_port
 
 LOCALHOST = "127.0.0.1"
 
@@ -66,7 +66,7 @@ def chown_tree(path: Path, uid: int, gid: int) -> None:
             os.chown(name, uid, gid)
 
 
-class DockerStack:
+class DockerStack(PublishedURLs):
     """One Compose project built from a copy of this repository."""
 
     def __init__(
@@ -99,15 +99,6 @@ class DockerStack:
     @staticmethod
     def _port(target: int, published: int) -> dict:
         return {"target": target, "published": str(published), "host_ip": LOCALHOST}
-
-    # -- addresses -------------------------------------------------------------------
-    @property
-    def http_url(self) -> str:
-        return f"http://localhost:{self.http_port}"
-
-    @property
-    def django_url(self) -> str:
-        return f"http://localhost:{self.django_port}"
 
     # -- Compose ---------------------------------------------------------------------
     def env(self) -> dict[str, str]:

@@ -119,7 +119,22 @@ def render_template(text: str, env: dict[str, str]) -> str:
     return string.Template(text).safe_substitute(env)
 
 
-class NativeStack:
+class PublishedURLs:
+    """The stack's two public addresses: nginx (http_url) and Django directly."""
+
+    http_port: int
+    django_port: int
+
+    @property
+    def http_url(self) -> str:
+        return f"http://localhost:{self.http_port}"
+
+    @property
+    def django_url(self) -> str:
+        return f"http://localhost:{self.django_port}"
+
+
+class NativeStack(PublishedURLs):
     """The four services as local processes, all state under one run directory."""
 
     def __init__(
@@ -146,15 +161,6 @@ class NativeStack:
         self.static_root = self.run_dir / "static"
         self.executors: dict[str, SimpleExecutor] = {}
         self._log_files: list = []
-
-    # -- addresses -------------------------------------------------------------------
-    @property
-    def http_url(self) -> str:
-        return f"http://localhost:{self.http_port}"
-
-    @property
-    def django_url(self) -> str:
-        return f"http://localhost:{self.django_port}"
 
     def django_env(self) -> dict[str, str]:
         """The django service's environment with the other services' local addresses."""

@@ -5,7 +5,6 @@ Scenarios the native suite also runs are imported from it and run here against t
 containers (the `stack` fixture of this folder is a DockerStack)."""
 
 import asyncio
-import json
 import os
 import time
 import uuid
@@ -119,4 +118,3 @@ async def test_compose_stop_is_graceful_and_well_inside_the_grace_period(stack):
     assert state["ExitCode"] == 0, f"exit code {state['ExitCode']}: Docker had to SIGKILL"
     assert stopped < faults.EXIT_BOUND_S < grace, f"stop took {stopped:.1f}s (grace {grace}s)"
     stack.compose("up", "-d", "--wait", "--wait-timeout", "300")
-    json.dumps(state)  # keep the state printable in a failure report
