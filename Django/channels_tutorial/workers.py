@@ -10,6 +10,9 @@ WS_PING_INTERVAL = 20.0
 # Larger frames close the socket with 1009 (message too big) before the app sees them.
 WS_MAX_SIZE = 64 * 1024
 GOING_AWAY = 1001
+# After closing for a protocol error (e.g. 1009), how long the rest of what the client is
+# still sending is read and dropped before the connection closes.
+LINGER_S = 1.0
 
 
 class GoingAwayWebSocketProtocol(WebSocketsSansIOProtocol):
@@ -25,6 +28,25 @@ class GoingAwayWebSocketProtocol(WebSocketsSansIOProtocol):
             self.transport.close()
             return
         super().shutdown()
+
+    def handle_parser_exception(self) -> None:
+        # Uvicorn closes the connection right after its close frame (1009 for a frame
+        # over WS_MAX_SIZE). The client is still sending the rest of that frame, so the
+        # kernel answers with RST, which can destroy the close frame before it is read:
+        # the client sees 1006. Instead, keep reading and dropping for LINGER_S, then
+        # close. Written against uvicorn 0.54 (websockets_sansio_impl).
+        assert self.conn.close_sent is not None
+        code, reason = self.conn.close_sent.code, self.conn.close_sent.reason
+        self.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        self.close_sent = True
+        self.lingering = True
+        self.loop.call_later(LINGER_S, self.transport.close)
+
+    def data_received(self, data: bytes) -> None:
+        if getattr(self, "lingering", False):
+            return  # what is left of the frame that failed
+        super().data_received(data)
 
 
 class UvicornWorker(BaseUvicornWorker):
