@@ -19,9 +19,7 @@ import uuid
 from pathlib import Path
 
 from .compose import COMPOSE_FILE, ROOT
-from .native import PublishedURLs, free_port
-
-LOCALHOST = "127.0.0.1"
+from .native import LOCALHOST, PublishedURLs, free_port
 
 
 class DockerError(RuntimeError):
@@ -58,6 +56,14 @@ def copy_repository(destination: Path) -> Path:
             (destination / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, destination / name)
     return destination
+
+
+def write_prod_env(root: Path) -> list[str]:
+    """The README's `sh prod-env.sh` in `root`; the files it wrote."""
+    result = subprocess.run(
+        ["sh", "prod-env.sh"], cwd=root, capture_output=True, text=True, check=True
+    )
+    return [line.removeprefix("wrote ") for line in result.stdout.splitlines() if "wrote" in line]
 
 
 def chown_tree(path: Path, uid: int, gid: int) -> None:
@@ -164,12 +170,11 @@ class DockerStack(PublishedURLs):
     def __exit__(self, *exc_info) -> None:
         self.down()
 
-    def exec(self, service: str, *command: str, check: bool = True) -> subprocess.CompletedProcess:
-        return self.compose("exec", "-T", service, *command, check=check)
-
-    def exec_input(self, service: str, stdin: str, *command: str) -> subprocess.CompletedProcess:
-        """A command that reads standard input, like an interactive shell."""
-        return self.compose("exec", "-T", service, *command, input=stdin)
+    def exec(
+        self, service: str, *command: str, check: bool = True, input: str | None = None
+    ) -> subprocess.CompletedProcess:
+        """`docker compose exec -T`; `input` is the command's standard input."""
+        return self.compose("exec", "-T", service, *command, check=check, input=input)
 
     def run_tool(self, image: str, user: tuple[int, int], *command: str):
         """A command in a throwaway container of `image`, in the copy's folder, as `user`:

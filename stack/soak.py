@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import json
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,7 +35,7 @@ import websockets
 
 from .client import ChatClient, ws_url
 from .compose import COMPOSE_FILE, PROD_FILE, ROOT
-from .docker import DockerStack, copy_repository
+from .docker import DockerStack, copy_repository, write_prod_env
 from .native import NativeStack
 
 sys.path.insert(0, str(ROOT / "Django"))
@@ -143,7 +142,7 @@ def running_stack(settings: str, target: str):
     if target == "docker":
         stack = DockerStack(files=tuple(files))
         if settings == "prod":
-            subprocess.run(["sh", "prod-env.sh"], cwd=stack.dir, check=True, capture_output=True)
+            write_prod_env(stack.dir)
         with stack:
             yield stack
         return
@@ -151,7 +150,7 @@ def running_stack(settings: str, target: str):
         root = ROOT
         if settings == "prod":  # production secrets in a copy, never in the work tree
             root = copy_repository(Path(tmp) / "repo")
-            subprocess.run(["sh", "prod-env.sh"], cwd=root, check=True, capture_output=True)
+            write_prod_env(root)
         with NativeStack(compose_files=tuple(root / f for f in files)) as stack:
             yield stack
 

@@ -69,12 +69,12 @@ async def test_a_reader_follows_the_readme_from_up_to_production(reader):
     assert "Booting worker" in logs and '"GET / HTTP/1.1" 200' in logs, logs[-3000:]
 
     # The book's check in `docker compose exec django python manage.py shell`.
-    shell = reader.exec_input(
+    shell = reader.exec(
         "django",
-        "import channels.layers\nprint(channels.layers.get_channel_layer())\n",
         "python",
         "manage.py",
         "shell",
+        input="import channels.layers\nprint(channels.layers.get_channel_layer())\n",
     )
     assert "RedisChannelLayer(hosts=" in shell.stdout
 

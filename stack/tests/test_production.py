@@ -12,7 +12,7 @@ import redis
 from stack import compose
 from stack.client import ChatClient
 from stack.compose import COMPOSE_FILE, PROD_FILE, ROOT
-from stack.docker import copy_repository
+from stack.docker import copy_repository, write_prod_env
 from stack.native import NativeStack
 
 from .test_static_checks import assert_native_runner_reads_what_compose_resolves
@@ -24,13 +24,6 @@ EXAMPLES = subprocess.run(
     ["git", "ls-files", "*.prod.example"], cwd=ROOT, capture_output=True, text=True, check=True
 ).stdout.split()
 PLACEHOLDER = "generate-me"
-
-
-def write_prod_env(root):
-    """The README's `sh prod-env.sh`; returns the files it wrote."""
-    result = subprocess.run(["sh", "prod-env.sh"], cwd=root, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    return [line.removeprefix("wrote ") for line in result.stdout.splitlines() if "wrote" in line]
 
 
 def test_compose_validates_the_merged_production_project(prod_copy):
