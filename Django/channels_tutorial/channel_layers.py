@@ -64,12 +64,14 @@ class ReceiveBuffers(collections.defaultdict):
 
 
 class RedisChannelLayer(BaseRedisChannelLayer):
-    """Stops receiving once the receiving task has been cancelled, keeps no queue for a
-    channel whose receiver has gone, and closes idle Redis connections."""
+    """Loses no message when a receiving socket closes, keeps no queue for a channel
+    whose receiver has gone, and closes idle Redis connections."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.receive_buffer = ReceiveBuffers(self.receive_buffer.default_factory, self.expiry)
+        self._unfinished_pops: dict[str, asyncio.Future] = {}
+        self._idle_pops: set[asyncio.Future] = set()
 
     def create_pool(self, index):
         host = dict(self.hosts[index])
@@ -77,25 +79,47 @@ class RedisChannelLayer(BaseRedisChannelLayer):
             return super().create_pool(index)
         return IdleClosingConnectionPool.from_url(host.pop("address"), **host)
 
+    async def receive_single(self, channel):
+        if not channel.endswith("!"):  # a plain channel: nobody else waits on this pop
+            return await super().receive_single(channel)
+        # The receive-lock holder pops for every socket of this worker: BZPOPMIN, then a
+        # copy into the backup queue. Cancelled in between (its own socket closed just as
+        # a message for another socket arrived), the popped message was lost and that
+        # socket never saw it. So the pop runs in a task of its own, which a cancelled
+        # holder leaves running, and the next holder waits for that same pop.
+        pop = self._unfinished_pops.pop(channel, None)
+        if pop is None or (pop.done() and (pop.cancelled() or pop.exception())):
+            pop = asyncio.ensure_future(super().receive_single(channel))
+            pop.add_done_callback(_retrieve_exception)  # the next holder starts afresh
+        self._idle_pops.discard(pop)
+        try:
+            return await asyncio.shield(pop)
+        except asyncio.CancelledError:
+            self._unfinished_pops[channel] = pop
+            raise
+
     async def _brpop_with_clean(self, index, channel, timeout):
-        # Channels cancels a consumer's receive task when its socket closes. Now and then
-        # that cancellation never surfaces inside the blocking BZPOPMIN: the call ends
-        # after brpop_timeout with nothing and receive_single loops into another BZPOPMIN,
-        # for ever. The consumer never finishes, and a worker's shutdown waits out
-        # Gunicorn's whole graceful_timeout. So each new blocking call first raises a
-        # pending cancellation.
-        task = asyncio.current_task()
-        if task is not None and task.cancelling():
+        if asyncio.current_task() in self._idle_pops:
+            # No socket of this worker is receiving: stop rather than block again. What
+            # this pop already took stays in it for the next receiver.
+            self._idle_pops.discard(asyncio.current_task())
             raise asyncio.CancelledError
         return await super()._brpop_with_clean(index, channel, timeout)
 
     async def receive(self, channel):
-        # A receive ends by cancellation only when its consumer does (the socket closed).
-        # receive() drops that channel's queue itself only when the cancellation arrives
-        # while it waits; cancelled while it holds the receive lock, inside BZPOPMIN, the
-        # queue stayed for ever: about 3 KiB per closed socket (`make soak`).
+        # Channels cancels a consumer's receive when its socket closes. receive() drops
+        # that channel's queue itself only when the cancellation arrives while it waits;
+        # cancelled while holding the receive lock, the queue stayed for ever (about
+        # 3 KiB per closed socket, `make soak`).
         try:
             return await super().receive(channel)
         except asyncio.CancelledError:
             self.receive_buffer.close(channel)
+            if self.receive_count == 0:
+                self._idle_pops.update(self._unfinished_pops.values())
             raise
+
+
+def _retrieve_exception(task: asyncio.Future) -> None:
+    if not task.cancelled():
+        task.exception()

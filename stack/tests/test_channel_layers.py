@@ -6,6 +6,7 @@ docs/channels-redis.md."""
 
 import asyncio
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,69 @@ async def test_upstream_makes_a_queue_for_a_closed_channel(address):
 
 async def test_ours_drops_messages_for_closed_channels(address):
     assert not await deliver_to_a_closed_channel(RedisChannelLayer, address)
+
+
+def send_while_this_loop_stands_still(address, channel, message) -> None:
+    """Sends from another thread while this thread's event loop is blocked: the lock
+    holder's BZPOPMIN reply reaches its socket, but the holder cannot read it yet."""
+    sender = UpstreamLayer(hosts=[address])
+    thread = threading.Thread(target=asyncio.run, args=(sender.send(channel, message),))
+    thread.start()
+    thread.join()
+
+
+async def cancel_the_lock_holder_as_a_message_arrives(layer_class, address) -> bool:
+    """A socket closes just as a message for another socket of its worker arrives, while
+    its receive holds the lock: does the other socket still get the message?"""
+    # As settings.py: redis-py's 5 s read timeout would race BZPOPMIN's own 5 s.
+    layer = layer_class(hosts=[{"address": address, "socket_timeout": 15}])
+    try:
+        holder, other = await layer.new_channel(), await layer.new_channel()
+        holder_task = await receiving(layer, holder)
+        other_task = await receiving(layer, other)
+        send_while_this_loop_stands_still(address, other, {"type": "chat.message"})
+        await cancelled(holder_task)
+        try:
+            await asyncio.wait_for(other_task, 7)  # longer than BZPOPMIN's 5 s
+        except TimeoutError:
+            return False
+        return True
+    finally:
+        await layer.flush()
+
+
+async def test_upstream_loses_the_message_the_cancelled_holder_popped(address):
+    assert not await cancel_the_lock_holder_as_a_message_arrives(UpstreamLayer, address)
+
+
+async def test_ours_delivers_it(address):
+    assert await cancel_the_lock_holder_as_a_message_arrives(RedisChannelLayer, address)
+
+
+def blocked_pops(admin: redis.Redis) -> int:
+    """Clients of database 15 blocked in BZPOPMIN."""
+    return sum(
+        1
+        for c in admin.client_list()
+        if c["db"] == "15" and c["cmd"] == "bzpopmin" and "b" in c["flags"]
+    )
+
+
+async def test_ours_ends_a_cancelled_receive_at_once_and_stops_popping_when_idle(address):
+    layer = RedisChannelLayer(hosts=[{"address": address, "socket_timeout": 15}])
+    layer.brpop_timeout = 1
+    admin = redis.Redis.from_url(address)
+    try:
+        task = await receiving(layer, await layer.new_channel())
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 0.5)  # not after BZPOPMIN's timeout
+        assert blocked_pops(admin) == 1  # the pop goes on, for the next receiver
+        await asyncio.sleep(layer.brpop_timeout + 0.5)
+        assert blocked_pops(admin) == 0  # nobody receives: it did not block again
+    finally:
+        await layer.flush()
+        admin.close()
 
 
 async def connections_after_a_burst(layer, address) -> tuple[int, int]:
