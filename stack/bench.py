@@ -37,7 +37,8 @@ from .compose import ROOT
 from .native import NativeStack, StackError, require_binaries
 
 # Every configuration gets the same flood limit, far above what the load sends.
-BENCH_ENV = {"WS_RATE_LIMIT": "100000", "WS_RATE_BURST": "100000"}
+# DEBUG is off in every benchmark; the echo socket and /api/ping stay on (DEBUG_ENDPOINTS).
+BENCH_ENV = {"WS_RATE_LIMIT": "100000", "WS_RATE_BURST": "100000", "DEBUG_ENDPOINTS": "1"}
 DAPHNE = [
     "sh",
     "-c",

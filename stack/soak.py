@@ -5,12 +5,13 @@
 
 Concurrent clients each repeat a session: a chat session (connect, history, send one
 message, wait for its broadcast, close) or, one time in four, an echo session (connect,
-echo, close). Beside them, idle chat sockets stay open for the whole run and read every
-broadcast. Every interval it prints per-worker RSS and open file descriptors, Redis
-`connected_clients`, MySQL `Threads_connected` and sessions/s. Growth is counted from the
-end of the warm-up; after the churn stops, Redis clients, MySQL threads and file
-descriptors must be back at their baseline (taken with the idle sockets open, before any
-churn). Traffic goes to 127.0.0.1 only and the run is bounded in time.
+echo, close; development only, production has no echo socket). Beside them, idle chat
+sockets stay open for the whole run and read every broadcast. Every interval it prints
+per-worker RSS and open file descriptors, Redis `connected_clients`, MySQL
+`Threads_connected` and sessions/s. Growth is counted from the end of the warm-up; after
+the churn stops, Redis clients, MySQL threads and file descriptors must be back at their
+baseline (taken with the idle sockets open, before any churn). Traffic goes to 127.0.0.1
+only and the run is bounded in time.
 
 Results: printed, and written to soak-results/<time>/ as soak.md, soak.json and soak.png.
 """
@@ -164,6 +165,12 @@ def worker_processes(stack) -> list[psutil.Process]:
     return [psutil.Process(pid) for pid in stack.gunicorn_workers()]
 
 
+def debug_endpoints(stack) -> bool:
+    """Whether the stack serves the echo socket: DEBUG_ENDPOINTS, which defaults to DEBUG."""
+    env = stack.django_env()
+    return env.get("DEBUG_ENDPOINTS", env.get("DEBUG", "0")).lower() in {"1", "true", "yes", "on"}
+
+
 def origin_of(stack) -> str:
     """The Origin a browser on the site would send: the first ALLOWED_HOSTS entry in
     production (behind its TLS proxy), the stack's own address in development."""
@@ -219,6 +226,8 @@ class Churn:
         self.stack, self.origin, self.result = stack, origin, result
         self.stop = asyncio.Event()
         self.step: dict[int, str] = {}  # the step each client is at, for error reports
+        # Production has no echo socket (DEBUG_ENDPOINTS): chat sessions only.
+        self.echo_share = ECHO_SHARE if debug_endpoints(stack) else 0.0
 
     @property
     def sessions(self) -> int:
@@ -248,7 +257,7 @@ class Churn:
 
     async def client(self, n: int) -> None:
         while not self.stop.is_set():
-            session = self.echo_session if random.random() < ECHO_SHARE else self.chat_session
+            session = self.echo_session if random.random() < self.echo_share else self.chat_session
             try:
                 await session(n)
             except Exception as error:  # counted and reported; the run goes on

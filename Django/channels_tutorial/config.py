@@ -3,9 +3,9 @@ that docker-compose.yml lists for the django service)."""
 
 from pathlib import Path
 from typing import Annotated, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CommaList = Annotated[list[str], NoDecode]
@@ -36,6 +36,10 @@ class Settings(BaseSettings):
 
     environment: Literal["development", "production"] = "development"
     debug: bool = False
+    # The stack's own probes for developers: the live status page at /, /api/status,
+    # /api/ping and the /ws/echo/ socket. They show versions, PIDs and addresses, and any
+    # client may broadcast through the echo socket, so they follow DEBUG unless set.
+    debug_endpoints: bool | None = None
     secret_key: SecretStr
     allowed_hosts: CommaList = ["localhost", "127.0.0.1"]
     csrf_trusted_origins: CommaList = []
@@ -47,6 +51,9 @@ class Settings(BaseSettings):
     mysql_port: int = 3306
 
     redis_url: str = "redis://redis:6379/0"
+    # Passed to Redis as connection options, never spliced into the URL, so any
+    # character works in a password.
+    redis_username: str | None = None
     redis_password: SecretStr | None = None
     # channels-redis layer: "core" (RedisChannelLayer: lists and sorted sets, queued per
     # channel) or "pubsub" (RedisPubSubChannelLayer: Redis PUBLISH/SUBSCRIBE).
@@ -87,12 +94,16 @@ class Settings(BaseSettings):
             raise ValueError("REDIS_URL must start with redis://, rediss:// or unix://")
         return value
 
+    @model_validator(mode="after")
+    def _debug_endpoints_follow_debug(self) -> "Settings":
+        if self.debug_endpoints is None:
+            self.debug_endpoints = self.debug
+        return self
+
     @property
-    def channel_layer_url(self) -> str:
-        """REDIS_URL with REDIS_PASSWORD (from Redis/.redis.env) put in, if one is set."""
+    def redis_connection(self) -> dict:
+        """One channels-redis host: REDIS_URL, plus REDIS_USERNAME and REDIS_PASSWORD (from
+        Redis/.redis.env) as redis-py connection options where they are set."""
         password = self.redis_password.get_secret_value() if self.redis_password else ""
-        if not password:
-            return self.redis_url
-        parts = urlsplit(self.redis_url)
-        netloc = f":{password}@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-        return urlunsplit(parts._replace(netloc=netloc))
+        options = {"username": self.redis_username, "password": password or None}
+        return {"address": self.redis_url, **{k: v for k, v in options.items() if v}}

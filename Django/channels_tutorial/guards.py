@@ -26,6 +26,8 @@ def production_problems(env: Settings) -> list[str]:
         )
     if env.debug:
         problems.append("DEBUG is on; set DEBUG=0")
+    elif env.debug_endpoints:
+        problems.append("DEBUG_ENDPOINTS is on (versions, PIDs, an open echo socket); unset it")
     if not env.allowed_hosts:
         problems.append("ALLOWED_HOSTS is empty; list your domain names")
     elif any(host == "*" for host in env.allowed_hosts):

@@ -27,6 +27,8 @@ if PRODUCTION and (problems := production_problems(env)):
     )
 
 DEBUG = env.debug
+# The status page, /api/status, /api/ping and the echo socket (core): development only.
+DEBUG_ENDPOINTS = env.debug_endpoints
 SECRET_KEY = env.secret_key.get_secret_value()
 ALLOWED_HOSTS = env.allowed_hosts
 CSRF_TRUSTED_ORIGINS = env.csrf_trusted_origins
@@ -104,7 +106,7 @@ CHANNEL_LAYERS = {
         "CONFIG": {
             "hosts": [
                 {
-                    "address": env.channel_layer_url,
+                    **env.redis_connection,
                     # channels-redis waits up to 5 s in BZPOPMIN (brpop_timeout) and
                     # redis-py 8 gives up reading after 5 s by default: on a busy worker
                     # the reply loses that race and the socket closes for nothing.

@@ -1,5 +1,7 @@
 import os
 
+from django.conf import settings
+
 from .json_consumer import JsonConsumer
 
 ECHO_GROUP = "echo"
@@ -7,11 +9,17 @@ ECHO_GROUP = "echo"
 
 class EchoConsumer(JsonConsumer):
     """Proves the WebSocket path: greets with the worker's PID, echoes, and broadcasts
-    to every socket on every worker through the channel layer (Redis)."""
+    to every socket on every worker through the channel layer (Redis). For developers
+    only (settings.DEBUG_ENDPOINTS)."""
 
     groups = [ECHO_GROUP]
 
     async def connect(self):
+        if not settings.DEBUG_ENDPOINTS:
+            # Any client may broadcast here: developers only. Closing before accept()
+            # refuses the handshake (HTTP 403).
+            await self.close()
+            return
         await self.accept()
         await self.send_json({"type": "hello", "pid": os.getpid()})
 

@@ -1,4 +1,3 @@
-from django.conf import settings
 from django.urls import path
 
 from . import views
@@ -9,9 +8,8 @@ urlpatterns = [
     path("", views.index, name="index"),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
+    # Developers only (views.debug_endpoint): 404 unless DEBUG_ENDPOINTS.
     path("api/status", views.api_status, name="api-status"),
     path("api/ping", views.ping, name="api-ping"),
+    path("debug/slow", views.slow, name="debug-slow"),
 ]
-
-if settings.DEBUG:
-    urlpatterns += [path("debug/slow", views.slow, name="debug-slow")]

@@ -18,5 +18,7 @@ for key, value in {
 from channels_tutorial.settings import *  # noqa: E402,F403
 
 DEBUG = False
+# The core app's developer endpoints are under test too.
+DEBUG_ENDPOINTS = True
 DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
 CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}

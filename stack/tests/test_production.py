@@ -1,6 +1,7 @@
 """Production mode: docker-compose.yml + docker-compose.prod.yml, checked statically and
 run natively (real servers, production settings, Redis with a password)."""
 
+import os
 import stat
 import subprocess
 import sys
@@ -8,9 +9,10 @@ import sys
 import httpx
 import pytest
 import redis
+import websockets
 
 from stack import compose
-from stack.client import ChatClient
+from stack.client import ChatClient, ws_url
 from stack.compose import COMPOSE_FILE, PROD_FILE, ROOT
 from stack.docker import copy_repository, write_prod_env
 from stack.native import NativeStack
@@ -116,10 +118,19 @@ def test_prod_env_fills_every_placeholder_and_keeps_existing_files(prod_copy):
     assert (prod_copy / "Django/.env.django.prod").read_text() == before
 
 
+# The test client plays the TLS proxy in front of nginx; 127.0.0.2 plays anyone else.
+PROXY, CLIENT, STRANGER = "127.0.0.1", "203.0.113.7", "127.0.0.2"
+
+
 @pytest.fixture(scope="module")
 def prod_stack(prod_copy):
     files = (prod_copy / "docker-compose.yml", prod_copy / "docker-compose.prod.yml")
-    with NativeStack(compose_files=files) as running:
+    os.environ["NGINX_REAL_IP_FROM"] = PROXY  # as an operator sets it, in the shell
+    try:
+        stack = NativeStack(compose_files=files)
+    finally:
+        del os.environ["NGINX_REAL_IP_FROM"]
+    with stack as running:
         yield running
 
 
@@ -161,6 +172,40 @@ def test_plain_http_is_redirected_to_https(prod_stack):
 def test_unknown_host_and_debug_endpoints_are_refused(prod_stack):
     assert get(prod_stack, Host="attacker.example").status_code == 400
     assert get(prod_stack, "/debug/slow").status_code == 404
+
+
+def test_nginx_and_django_see_the_client_the_proxy_names_and_nobody_else(prod_stack):
+    # The client forged a first address; the proxy appended the one it saw.
+    forged = {"X-Forwarded-For": f"198.51.100.66, {CLIENT}"}
+    assert get(prod_stack, "/?via=proxy", **forged).status_code == 200
+    stranger = httpx.HTTPTransport(local_address=STRANGER)
+    with httpx.Client(transport=stranger) as direct:
+        headers = {"Host": HOST, "X-Forwarded-Proto": "https", **forged}
+        assert direct.get(prod_stack.http_url + "/?via=stranger", headers=headers).is_success
+    nginx_log = (prod_stack.logs / "nginx-access.log").read_text()
+    django_log = prod_stack.log_tail("django", 200)
+    for log in (nginx_log, django_log):
+        assert client_logged(log, "via=proxy") == CLIENT
+        assert client_logged(log, "via=stranger") == STRANGER
+
+
+def client_logged(log: str, marker: str) -> str:
+    """Which of the addresses in play the access log line for `marker` names."""
+    (line,) = [line for line in log.splitlines() if marker in line]
+    (address,) = [a for a in (PROXY, CLIENT, STRANGER, "198.51.100.66") if a in line]
+    return address
+
+
+async def test_probes_show_no_internals_and_the_debug_endpoints_are_gone(prod_stack):
+    assert get(prod_stack, "/healthz").json() == {"status": "ok"}
+    assert get(prod_stack, "/readyz").json() == {"status": "ok", "failing": []}
+    for path in ("/api/status", "/api/ping"):
+        assert get(prod_stack, path).status_code == 404, path
+    page = get(prod_stack).text
+    assert "/chat/lobby/" in page and "initial-status" not in page
+    with pytest.raises(websockets.InvalidStatus):
+        echo = ws_url(prod_stack.http_url, "/ws/echo/")
+        await websockets.connect(echo, origin=f"https://{HOST}", open_timeout=10)
 
 
 def test_large_bodies_are_refused_by_nginx(prod_stack):

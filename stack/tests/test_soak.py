@@ -19,7 +19,7 @@ from stack.soak import soak
 # between them.
 BOUND_KIB = 2.0
 ISSUE_13_LEAK_KIB = 4.0
-ENV = {"WEB_CONCURRENCY": "2", "DEBUG": "0"}
+ENV = {"WEB_CONCURRENCY": "2", "DEBUG": "0", "DEBUG_ENDPOINTS": "1"}  # echo sessions too
 
 
 def growth_per_session(stack: NativeStack) -> float:

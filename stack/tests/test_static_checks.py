@@ -135,6 +135,14 @@ def test_only_nginx_and_django_publish_ports_and_others_only_on_loopback():
     assert SERVICES["django"].spec["ports"][0]["published"] == "8080"
 
 
+@pytest.mark.parametrize(
+    ("env", "address"), [({}, "127.0.0.1"), ({"DJANGO_PUBLISHED_ADDRESS": "0.0.0.0"}, "0.0.0.0")]
+)
+def test_djangos_debugging_port_is_local_unless_opened(env, address):
+    (port,) = compose.compose_config(env=env)["services"]["django"]["ports"]
+    assert (port["host_ip"], port["published"]) == (address, "8080")
+
+
 def gunicorn_config(env: dict) -> dict:
     saved = dict(__import__("os").environ)
     __import__("os").environ.update(env)

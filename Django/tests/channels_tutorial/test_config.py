@@ -14,7 +14,15 @@ REQUIRED = {
 
 @pytest.fixture
 def environ(monkeypatch):
-    for key in ["ALLOWED_HOSTS", "REDIS_URL", "REDIS_PASSWORD", "DEBUG", *REQUIRED]:
+    for key in [
+        "ALLOWED_HOSTS",
+        "REDIS_URL",
+        "REDIS_USERNAME",
+        "REDIS_PASSWORD",
+        "DEBUG",
+        "DEBUG_ENDPOINTS",
+        *REQUIRED,
+    ]:
         monkeypatch.delenv(key, raising=False)
     for key, value in REQUIRED.items():
         monkeypatch.setenv(key, value)
@@ -32,11 +40,24 @@ def test_debug_is_off_unless_set(environ):
     assert Settings().debug is True
 
 
-def test_redis_password_goes_into_the_channel_layer_url(environ):
+def test_redis_credentials_are_connection_options_not_part_of_the_url(environ):
     environ.setenv("REDIS_URL", "redis://redis:6379/0")
-    assert Settings().channel_layer_url == "redis://redis:6379/0"
-    environ.setenv("REDIS_PASSWORD", "s3cret")
-    assert Settings().channel_layer_url == "redis://:s3cret@redis:6379/0"
+    assert Settings().redis_connection == {"address": "redis://redis:6379/0"}
+    environ.setenv("REDIS_PASSWORD", "p@ss/w#rd:")
+    environ.setenv("REDIS_USERNAME", "chat")
+    assert Settings().redis_connection == {
+        "address": "redis://redis:6379/0",
+        "username": "chat",
+        "password": "p@ss/w#rd:",
+    }
+
+
+def test_debug_endpoints_follow_debug_unless_set(environ):
+    assert Settings().debug_endpoints is False
+    environ.setenv("DEBUG", "1")
+    assert Settings().debug_endpoints is True
+    environ.setenv("DEBUG_ENDPOINTS", "0")
+    assert Settings().debug_endpoints is False
 
 
 def test_missing_secret_key_is_named(environ):

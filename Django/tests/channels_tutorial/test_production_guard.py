@@ -52,6 +52,7 @@ def test_check_deploy_is_clean_in_production():
         ),
         ({"SECRET_KEY": "short"}, "too weak"),
         ({"DEBUG": "1"}, "DEBUG is on"),
+        ({"DEBUG_ENDPOINTS": "1"}, "DEBUG_ENDPOINTS is on"),
         ({"ALLOWED_HOSTS": "*"}, "wildcard"),
         ({"ALLOWED_HOSTS": ""}, "ALLOWED_HOSTS is empty"),
         ({"MYSQL_PASSWORD": "development-only-password"}, "MYSQL_PASSWORD is the development"),

@@ -72,6 +72,13 @@ async def test_foreign_origin_is_refused():
     assert not connected
 
 
+async def test_without_debug_endpoints_the_echo_socket_is_refused(settings):
+    settings.DEBUG_ENDPOINTS = False
+    comm = WebsocketCommunicator(application, "/ws/echo/", headers=ORIGIN)
+    connected, _ = await comm.connect()
+    assert not connected
+
+
 async def test_a_flood_is_rate_limited_with_error_frames_and_the_socket_survives(communicator):
     await communicator.receive_json_from()
     for n in range(60):

@@ -46,3 +46,14 @@ async def test_api_status_reports_how_the_request_came():
     assert direct["request"]["via_nginx"] is False
     assert proxied["request"]["via_nginx"] is True
     assert set(direct["versions"]) >= {"django", "channels", "channels-redis"}
+
+
+async def test_without_debug_endpoints_probes_show_no_internals_and_the_rest_is_gone(settings):
+    settings.DEBUG_ENDPOINTS = False
+    client = AsyncClient()
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    assert (await client.get("/readyz")).json() == {"status": "ok", "failing": []}
+    for path in ("/api/status", "/api/ping", "/debug/slow"):
+        assert (await client.get(path)).status_code == 404, path
+    page = (await client.get("/")).content.decode()
+    assert "/chat/lobby/" in page and "initial-status" not in page

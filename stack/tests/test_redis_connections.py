@@ -1,0 +1,132 @@
+"""The channel layer's Redis connection as the settings build it (REDIS_URL, REDIS_USERNAME,
+REDIS_PASSWORD), against real redis-server processes: a password with URL delimiters, an
+ACL user, an IPv6 address, TLS (rediss://) and a unix socket. The credentials travel as
+connection options, never spliced into the URL."""
+
+import asyncio
+import contextlib
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+from pydantic import SecretStr
+
+from stack.native import free_port, require_binaries
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "Django"))
+from channels_tutorial.channel_layers import RedisChannelLayer  # noqa: E402
+from channels_tutorial.config import Settings  # noqa: E402
+
+PASSWORD = "p@ss/w#rd:?%x"  # every character a URL gives a meaning to
+REQUIRED = {
+    "secret_key": "test",
+    "mysql_database": "test",
+    "mysql_user": "test",
+    "mysql_password": "test",
+    "static_root": "/tmp",
+}
+
+
+@contextlib.contextmanager
+def redis_server(*args: str, client: dict):
+    """A throwaway redis-server with `args`; `client` reaches it as redis-py kwargs."""
+    binary = require_binaries()["redis-server"]
+    process = subprocess.Popen(
+        [binary, "--save", "", "--appendonly", "no", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            with contextlib.suppress(redis.ConnectionError), redis.Redis(**client) as probe:
+                probe.ping()
+                break
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server {args} did not start: {process.stdout.read()}")
+            time.sleep(0.1)
+        yield
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+async def round_trip(settings: Settings) -> dict:
+    """A message through the channel layer built from `settings`, as settings.py does."""
+    layer = RedisChannelLayer(hosts=[{**settings.redis_connection, "socket_timeout": 15}])
+    try:
+        channel = await layer.new_channel()
+        await layer.send(channel, {"type": "hello"})
+        return await asyncio.wait_for(layer.receive(channel), 10)
+    finally:
+        await layer.flush()
+
+
+def settings(url: str, **env) -> Settings:
+    return Settings(**REQUIRED, redis_url=url, **env)
+
+
+def test_a_password_with_url_delimiters():
+    port = free_port()
+    with redis_server(
+        "--port", str(port), "--requirepass", PASSWORD, client={"port": port, "password": PASSWORD}
+    ):
+        configured = settings(f"redis://127.0.0.1:{port}/0", redis_password=PASSWORD)
+        assert PASSWORD not in configured.redis_url
+        assert asyncio.run(round_trip(configured)) == {"type": "hello"}
+        wrong = settings(f"redis://127.0.0.1:{port}/0", redis_password="wrong")
+        with pytest.raises(redis.AuthenticationError):
+            asyncio.run(round_trip(wrong))
+
+
+def test_an_acl_user():
+    port = free_port()
+    acl = ["--user", "default", "off", "--user", "chat", "on", f">{PASSWORD}", "~*", "&*", "+@all"]
+    with redis_server(
+        "--port", str(port), *acl, client={"port": port, "username": "chat", "password": PASSWORD}
+    ):
+        configured = settings(
+            f"redis://127.0.0.1:{port}/0", redis_username="chat", redis_password=PASSWORD
+        )
+        assert asyncio.run(round_trip(configured)) == {"type": "hello"}
+
+
+def test_an_ipv6_address():
+    port = free_port()
+    with redis_server("--bind", "::1", "--port", str(port), client={"host": "::1", "port": port}):
+        configured = settings(f"redis://[::1]:{port}/0", redis_password=SecretStr(""))
+        assert asyncio.run(round_trip(configured)) == {"type": "hello"}
+
+
+def test_tls(tmp_path):
+    cert, key = tmp_path / "redis.crt", tmp_path / "redis.key"
+    subprocess.run(
+        [require_binaries({"openssl": "openssl"})["openssl"], "req", "-x509", "-newkey",
+         "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost", "-addext",
+         "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    port = free_port()
+    tls = ["--port", "0", "--tls-port", str(port), "--tls-cert-file", str(cert)]
+    tls += ["--tls-key-file", str(key), "--tls-ca-cert-file", str(cert)]
+    tls += ["--tls-auth-clients", "no", "--requirepass", PASSWORD]
+    client = {"port": port, "password": PASSWORD, "ssl": True, "ssl_ca_certs": str(cert)}
+    with redis_server(*tls, client=client):
+        url = f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={cert}"
+        configured = settings(url, redis_password=PASSWORD)
+        assert asyncio.run(round_trip(configured)) == {"type": "hello"}
+
+
+def test_a_unix_socket(tmp_path):
+    path = tmp_path / "redis.sock"
+    with redis_server(
+        "--port", "0", "--unixsocket", str(path), "--requirepass", PASSWORD,
+        client={"unix_socket_path": str(path), "password": PASSWORD},
+    ):  # fmt: skip
+        configured = settings(f"unix://{path}?db=0", redis_password=PASSWORD)
+        assert asyncio.run(round_trip(configured)) == {"type": "hello"}
