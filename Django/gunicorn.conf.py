@@ -9,7 +9,7 @@ _server = ServerSettings()
 
 wsgi_app = "channels_tutorial.asgi:application"
 # uvicorn.workers.UvicornWorker (the book's) is deprecated; the uvicorn-worker package
-# replaces it. The subclass only turns off the lifespan noise and sets the ping interval.
+# replaces it. The subclass turns off the lifespan noise and sets WebSocket limits.
 worker_class = "channels_tutorial.workers.UvicornWorker"
 bind = f"0.0.0.0:{_server.django_port}"
 workers = _server.web_concurrency

@@ -34,11 +34,18 @@ import websockets
 
 from .client import ws_url
 from .compose import ROOT
-from .native import NativeStack, StackError, require_binaries
+from .native import NativeStack, StackError, entrypoint_serving, require_binaries
 
 # Every configuration gets the same flood limit, far above what the load sends.
 # DEBUG is off in every benchmark; the echo socket and /api/ping stay on (DEBUG_ENDPOINTS).
-BENCH_ENV = {"WS_RATE_LIMIT": "100000", "WS_RATE_BURST": "100000", "DEBUG_ENDPOINTS": "1"}
+BENCH_ENV = {
+    "WS_RATE_LIMIT": "100000",
+    "WS_RATE_BURST": "100000",
+    "DEBUG_ENDPOINTS": "1",
+    "PYTHONPATH": str(ROOT),  # for the apps of stack/ that some configurations serve
+}
+# Channels' stock dispatch: a DB-cleanup thread hop before every event (stock_dispatch.py).
+STOCK_DISPATCH = entrypoint_serving("stack.stock_dispatch:application")
 DAPHNE = [
     "sh",
     "-c",
@@ -50,10 +57,10 @@ CONFIGS = {
     "ours": {},
     # The book's: the deprecated uvicorn.workers.UvicornWorker; its chapter shows no
     # worker count, so Gunicorn's default of 1; and Channels' stock consumer dispatch
-    # (a DB-cleanup thread hop before every event, see core.json_consumer).
+    # (a DB-cleanup thread hop before every event, see realtime.consumers).
     "book": {
         "GUNICORN_CMD_ARGS": "--worker-class uvicorn.workers.UvicornWorker --workers 1",
-        "WS_EVENT_DB_CLEANUP": "1",
+        "command": STOCK_DISPATCH,
     },
     # daphne, Channels' own server, one process.
     "daphne": {"command": DAPHNE},
@@ -83,7 +90,7 @@ TUNE_VARIANTS = {
     "1 worker": {"WEB_CONCURRENCY": "1"},
     "3 workers": {"WEB_CONCURRENCY": "3"},
     "4 workers": {"WEB_CONCURRENCY": "4"},
-    "Channels' DB cleanup per event": {"WS_EVENT_DB_CLEANUP": "1"},
+    "Channels' DB cleanup per event": {"command": STOCK_DISPATCH},
     "permessage-deflate on": {"WS_PER_MESSAGE_DEFLATE": "1"},
     # uvicorn-worker's asyncio-loop, h11 variant (and Uvicorn's default WebSocket protocol).
     "asyncio loop + h11": {"GUNICORN_CMD_ARGS": "--worker-class uvicorn_worker.UvicornH11Worker"},
@@ -401,9 +408,9 @@ def idle_memory(stack: NativeStack, count: int) -> float:
 
 def start_stack(config: str, layer: str = "core", env: dict | None = None) -> NativeStack:
     """The stack for `config` (with `env` on top), to start with `with`."""
-    settings = dict(CONFIGS[config])
-    command = settings.pop("command", None)
-    env = {**BENCH_ENV, **settings, "CHANNEL_LAYER": layer, "DEBUG": "0", **(env or {})}
+    settings, env = dict(CONFIGS[config]), dict(env or {})
+    command = env.pop("command", settings.pop("command", None))
+    env = {**BENCH_ENV, **settings, "CHANNEL_LAYER": layer, "DEBUG": "0", **env}
     return NativeStack(django_env=env, django_command=command)
 
 
@@ -439,6 +446,8 @@ def tune(log=print) -> list[Row]:
         log(format_row(row))
 
     def measure(name: str, env: dict, senders: int = 1) -> None:
+        # A swapped app shows as its module's name in the notes.
+        shown = {k: v if k != "command" else "stack.stock_dispatch" for k, v in env.items()}
         with start_stack("ours", env=env) as stack:
             if senders == 1:
                 result, notes = median_run(
@@ -446,7 +455,7 @@ def tune(log=print) -> list[Row]:
                 )
                 if name in TUNE_MEMORY:
                     notes["idle KiB per socket"] = round(idle_memory(stack, TUNE_IDLE), 1)
-                add(Row(name, "ws echo", "nginx", *result, {"env": env, **notes}))
+                add(Row(name, "ws echo", "nginx", *result, {"env": shown, **notes}))
             result, notes = median_run(
                 TUNE_RUNS,
                 stack,
@@ -460,7 +469,7 @@ def tune(log=print) -> list[Row]:
             )
         deliveries, p50, p99, cores, dropped, spread = result
         test = "broadcast max N=100" + (f", {senders} senders" if senders > 1 else "")
-        extra = {"dropped": dropped, "env": env, **notes}
+        extra = {"dropped": dropped, "env": shown, **notes}
         add(Row(name, test, "nginx", deliveries, p50, p99, cores, extra))
 
     for name, env in TUNE_VARIANTS.items():

@@ -119,6 +119,18 @@ def render_template(text: str, env: dict[str, str]) -> str:
     return string.Template(text).safe_substitute(env)
 
 
+def entrypoint_serving(app: str) -> list[str]:
+    """A django command: the service's own entrypoint.sh (wait for the database, migrate,
+    collectstatic), with Gunicorn serving `app` instead. `app` is imported from the
+    repository root, so the django env needs PYTHONPATH set to it."""
+    return [
+        "sh",
+        "-c",
+        f'script=$(mktemp) && sed "s|^exec gunicorn .*|& {app}|" entrypoint.sh > "$script"'
+        ' && exec sh "$script"',
+    ]
+
+
 class PublishedURLs:
     """The stack's two public addresses: nginx (http_url) and Django directly."""
 

@@ -40,7 +40,7 @@ from .docker import DockerStack, copy_repository, write_prod_env
 from .native import NativeStack
 
 sys.path.insert(0, str(ROOT / "Django"))
-from channels_tutorial.channel_layers import IdleClosingConnectionPool  # noqa: E402
+from realtime.compat import IdleClosingConnectionPool  # noqa: E402
 
 # What the targets allow: workers' RSS growth after warm-up, in percent.
 RSS_GROWTH_LIMIT = 5.0

@@ -68,9 +68,6 @@ class Settings(BaseSettings):
     # Frames a second each WebSocket may send (bursts of ws_rate_burst).
     ws_rate_limit: float = Field(default=10.0, gt=0)
     ws_rate_burst: int = Field(default=20, ge=1)
-    # Close stale DB connections before every channel-layer event, as Channels does by
-    # default (core.json_consumer.JsonConsumer.dispatch says why it is off).
-    ws_event_db_cleanup: bool = False
 
     static_root: Path
 

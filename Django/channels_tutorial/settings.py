@@ -96,13 +96,14 @@ DATABASES = {
 
 # Redis carries messages between the Uvicorn worker processes (and between hosts).
 CHANNEL_LAYER_BACKENDS = {
-    "core": "channels_tutorial.channel_layers.RedisChannelLayer",
+    # channels-redis's class with fixes (realtime/compat.py says which, and until when).
+    "core": "realtime.compat.RedisChannelLayer",
     "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
 }
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": CHANNEL_LAYER_BACKENDS[env.channel_layer],
-        # Losing Redis is handled in core.json_consumer: sockets close and reconnect.
+        # Losing Redis is handled in realtime.consumers: sockets close and reconnect.
         "CONFIG": {
             "hosts": [
                 {
@@ -138,10 +139,9 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
-# Per-WebSocket flood limit (core.json_consumer).
+# Per-WebSocket flood limit (realtime.consumers).
 WS_RATE_LIMIT = env.ws_rate_limit
 WS_RATE_BURST = env.ws_rate_burst
-WS_EVENT_DB_CLEANUP = env.ws_event_db_cleanup
 
 STATIC_URL = "/static/"
 # collectstatic writes here; nginx serves the same folder (a shared volume in Compose).

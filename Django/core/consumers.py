@@ -2,7 +2,7 @@ import os
 
 from django.conf import settings
 
-from .json_consumer import JsonConsumer
+from realtime.consumers import JsonConsumer
 
 ECHO_GROUP = "echo"
 
@@ -13,6 +13,8 @@ class EchoConsumer(JsonConsumer):
     only (settings.DEBUG_ENDPOINTS)."""
 
     groups = [ECHO_GROUP]
+    # echo_broadcast only forwards to the socket: no per-event database clean-up.
+    event_db_cleanup = False
 
     async def connect(self):
         if not settings.DEBUG_ENDPOINTS:

@@ -110,7 +110,8 @@ async def test_compose_stop_is_graceful_and_well_inside_the_grace_period(stack):
         started = time.monotonic()
         stop = asyncio.create_task(asyncio.to_thread(stack.compose, "stop", "django"))
         response = await in_flight
-        assert await faults._closed_within(client, 10) == 1001, "socket not closed with 1001"
+        closed = await faults._closed_within(client, 10)
+        assert closed == faults.CLOSE_SERVICE_RESTART, f"socket closed with {closed}"
         await stop
         stopped = time.monotonic() - started
     assert response.status_code == 200, "the in-flight request did not complete"

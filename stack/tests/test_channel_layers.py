@@ -1,4 +1,4 @@
-"""channels_tutorial.channel_layers against a real Redis, beside the unpatched
+"""realtime.compat against a real Redis, beside the unpatched
 channels-redis class it fixes (4.3.0). Each `upstream` test shows a defect on the
 unpatched class: when one fails, upstream has fixed that defect and the matching part of
 the subclass can go (see the module's docstring). The reproductions are the ones in
@@ -14,7 +14,7 @@ import redis
 from channels_redis.core import RedisChannelLayer as UpstreamLayer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "Django"))
-from channels_tutorial.channel_layers import (  # noqa: E402
+from realtime.compat import (  # noqa: E402
     IdleClosingConnectionPool,
     RedisChannelLayer,
 )

@@ -57,7 +57,7 @@ def test_the_figures_table_counts_and_flags_losses():
 
 async def test_sigterm_on_a_stack_of_its_own():
     # Its own stack, so the shutdown follows only the scenario's own disconnects: before
-    # channels_tutorial.channel_layers, 2 shutdowns in 3 after them waited out the whole
+    # realtime.compat, 2 shutdowns in 3 after them waited out the whole
     # graceful_timeout. `make faults` runs it after the Redis faults as well.
     with NativeStack(django_env={"WEB_CONCURRENCY": "2"}) as stack:
         await assert_survives(faults.gunicorn_sigterm, stack)

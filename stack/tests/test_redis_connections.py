@@ -17,8 +17,8 @@ from pydantic import SecretStr
 from stack.native import free_port, require_binaries
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "Django"))
-from channels_tutorial.channel_layers import RedisChannelLayer  # noqa: E402
 from channels_tutorial.config import Settings  # noqa: E402
+from realtime.compat import RedisChannelLayer  # noqa: E402
 
 PASSWORD = "p@ss/w#rd:?%x"  # every character a URL gives a meaning to
 REQUIRED = {

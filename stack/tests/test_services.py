@@ -19,7 +19,7 @@ def test_readiness_through_nginx_names_the_real_backends(stack):
     assert database["vendor"] == "mysql"
     assert database["pending_migrations"] == 0
     layer = body["checks"]["channel_layer"]["detail"]
-    assert layer["backend"] == "channels_tutorial.channel_layers.RedisChannelLayer"
+    assert layer["backend"] == "realtime.compat.RedisChannelLayer"
 
 
 def test_the_books_shell_check(stack):

@@ -10,7 +10,7 @@ per-connection query log grows by design until it holds 9000 queries; that is no
 import asyncio
 
 from stack.compose import ROOT
-from stack.native import NativeStack
+from stack.native import NativeStack, entrypoint_serving
 from stack.soak import soak
 
 # Workers' RSS growth per churned session after warm-up, KiB. On this machine a flat run
@@ -49,14 +49,9 @@ def test_memory_stays_flat_under_churn():
         assert growth_per_session(stack) < BOUND_KIB
 
 
-def test_a_leak_of_issue_13s_size_breaks_the_bound(tmp_path):
+def test_a_leak_of_issue_13s_size_breaks_the_bound():
     # The stack's own start-up, then Gunicorn serving the same app wrapped in a leak.
-    command = [
-        "sh",
-        "-c",
-        "sed 's|^exec gunicorn .*|& stack.leaky_app:application|' entrypoint.sh"
-        f" > {tmp_path}/entrypoint.sh && exec sh {tmp_path}/entrypoint.sh",
-    ]
+    command = entrypoint_serving("stack.leaky_app:application")
     env = {**ENV, "LEAK_KIB": str(ISSUE_13_LEAK_KIB), "PYTHONPATH": str(ROOT)}
     with NativeStack(django_env=env, django_command=command) as stack:
         assert growth_per_session(stack) >= BOUND_KIB

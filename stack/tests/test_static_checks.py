@@ -3,6 +3,7 @@ against the configs it wires together."""
 
 import re
 import runpy
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -74,6 +75,36 @@ def test_python_code_passes_ruff():
             str(BIN / "ruff"), *command, "--config", "Django/pyproject.toml", "Django", "stack"
         )
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+def lint_imports(django: Path) -> subprocess.CompletedProcess:
+    config = ROOT / "stack/importlinter.ini"
+    return subprocess.run(
+        [str(BIN / "lint-imports"), "--config", str(config), "--no-cache"],
+        cwd=django,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": f"{ROOT}:{django}"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_import_contracts_hold():
+    result = lint_imports(ROOT / "Django")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "3 kept, 0 broken" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("module", "line"),
+    [("chat/services.py", "import stack.client"), ("realtime/layer.py", "import chat.models")],
+)
+def test_import_contracts_catch_a_breach(tmp_path, module, line):
+    django = tmp_path / "Django"
+    shutil.copytree(ROOT / "Django", django, ignore=shutil.ignore_patterns("static", "tests"))
+    (django / module).write_text(f"{line}\n" + (django / module).read_text())
+    result = lint_imports(django)
+    assert result.returncode == 1 and "BROKEN" in result.stdout, result.stdout
 
 
 def test_django_system_check_passes_with_the_compose_environment(tmp_path):

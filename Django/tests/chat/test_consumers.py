@@ -92,7 +92,7 @@ async def test_bad_room_names_are_refused_with_a_clear_error(room):
 
 async def test_a_socket_that_lost_its_group_membership_is_closed_to_resync(monkeypatch):
     # What a Redis restart does: the memberships are gone, the socket is not.
-    monkeypatch.setattr("core.json_consumer.JsonConsumer.membership_check_interval", 0.05)
+    monkeypatch.setattr("realtime.consumers.JsonConsumer.membership_check_interval", 0.05)
     communicator, _ = await joined("resync")
     from channels.layers import get_channel_layer
 

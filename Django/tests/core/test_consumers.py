@@ -88,28 +88,3 @@ async def test_a_flood_is_rate_limited_with_error_frames_and_the_socket_survives
     limited = [f for f in frames if f["type"] == "error"]
     assert 20 <= len(echoed) < 60
     assert limited and all("rate limit" in f["detail"] for f in limited)
-
-
-async def test_a_closing_socket_is_unwatched_before_it_leaves_its_groups(monkeypatch):
-    # Otherwise the membership monitor, between the two, takes the socket's own leaving
-    # for Redis losing the group, and logs "no longer in groups" (at every shutdown).
-    from channels.layers import InMemoryChannelLayer, get_channel_layer
-
-    from core.json_consumer import JsonConsumer
-    from core.membership import monitor_for
-
-    watched_while_leaving = []
-    discard = InMemoryChannelLayer.group_discard
-
-    async def record(self, group, channel):
-        monitor = monitor_for(self, JsonConsumer.membership_check_interval)
-        watched_while_leaving.append(channel in monitor.watched)
-        await discard(self, group, channel)
-
-    monkeypatch.setattr(InMemoryChannelLayer, "group_discard", record)
-    comm = WebsocketCommunicator(application, "/ws/echo/", headers=ORIGIN)
-    await comm.connect()
-    await comm.receive_json_from()
-    assert monitor_for(get_channel_layer(), JsonConsumer.membership_check_interval).watched
-    await comm.disconnect()
-    assert watched_while_leaving == [False]

@@ -1,10 +1,19 @@
-"""channels-redis's RedisChannelLayer with fixes around a receiver that goes away, and a
-connection pool that gives idle connections back.
+"""Workarounds that reach into libraries' private internals, each kept in this one module.
 
-Written against channels-redis 4.3.0 (with redis-py 8.1). ../stack/tests/test_channel_layers.py
-shows each defect on the unpatched class against a real Redis, and fails once upstream
-fixes it: then delete that part, and this module once all are gone (settings.py names
-the class). Minimal reproductions, to report upstream: docs/channels-redis.md.
+Each was written against the version in UPSTREAM, fixes a defect that a test shows on the
+unpatched library, and goes once upstream fixes it:
+
+- RedisChannelLayer (channels-redis): memory and Redis connections that grew with every
+  closed socket, and a message lost when a socket closed at the wrong moment. Minimal
+  reproductions: docs/channels-redis.md. ../stack/tests/test_channel_layers.py runs the
+  unpatched class against a real Redis and fails once upstream fixes a defect.
+- group_members (channels-redis): which channels Redis still lists in a group, read from
+  channels-redis's own keys in one pipelined round trip (realtime.membership).
+- LingeringWebSocketProtocol (uvicorn): the 1009 close frame for an oversized frame reaches
+  the client.
+
+tests/realtime/test_compat.py fails when an installed version differs from UPSTREAM:
+then re-run the tests named above, delete what upstream fixed, and update UPSTREAM.
 """
 
 import asyncio
@@ -13,6 +22,10 @@ import time
 
 from channels_redis.core import RedisChannelLayer as BaseRedisChannelLayer
 from redis.asyncio import ConnectionPool
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+# The versions these workarounds were written against and tested with.
+UPSTREAM = {"channels-redis": "4.3.0", "uvicorn": "0.54.0"}
 
 
 class IdleClosingConnectionPool(ConnectionPool):
@@ -123,3 +136,48 @@ class RedisChannelLayer(BaseRedisChannelLayer):
 def _retrieve_exception(task: asyncio.Future) -> None:
     if not task.cancelled():
         task.exception()
+
+
+async def group_members(layer: BaseRedisChannelLayer, pairs: list[tuple[str, str]]) -> set:
+    """The (group, channel) pairs of `pairs` that Redis still lists, one pipelined round
+    trip per shard. channels-redis has no public call for this: it reads the layer's
+    group keys (_group_key) on the shard that holds each group (consistent_hash)."""
+    by_shard: dict[int, list[tuple[str, str]]] = {}
+    for group, channel in pairs:
+        by_shard.setdefault(layer.consistent_hash(group), []).append((group, channel))
+    present = set()
+    for shard, shard_pairs in by_shard.items():
+        async with layer.connection(shard).pipeline(transaction=False) as pipe:
+            for group, channel in shard_pairs:
+                pipe.zscore(layer._group_key(group), channel)
+            scores = await pipe.execute()
+        listed = zip(shard_pairs, scores, strict=True)
+        present |= {pair for pair, score in listed if score is not None}
+    return present
+
+
+# After closing for a protocol error (e.g. 1009), how long the rest of what the client is
+# still sending is read and dropped before the connection closes.
+LINGER_S = 1.0
+
+
+class LingeringWebSocketProtocol(WebSocketsSansIOProtocol):
+    """Uvicorn closes the connection right after its close frame for a protocol error
+    (1009 for a frame over ws_max_size). The client is still sending the rest of that
+    frame, so the kernel answers with RST, which can destroy the close frame before it is
+    read: the client saw 1006 about half the time. This one keeps reading and dropping
+    for LINGER_S, then closes."""
+
+    def handle_parser_exception(self) -> None:
+        assert self.conn.close_sent is not None
+        code, reason = self.conn.close_sent.code, self.conn.close_sent.reason
+        self.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        self.close_sent = True
+        self.lingering = True
+        self.loop.call_later(LINGER_S, self.transport.close)
+
+    def data_received(self, data: bytes) -> None:
+        if getattr(self, "lingering", False):
+            return  # what is left of the frame that failed
+        super().data_received(data)

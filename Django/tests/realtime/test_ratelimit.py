@@ -1,4 +1,4 @@
-from core.ratelimit import TokenBucket
+from realtime.ratelimit import TokenBucket
 
 
 def test_bursts_then_refills_at_the_rate():

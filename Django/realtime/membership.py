@@ -3,8 +3,8 @@
 Memberships live in Redis. If Redis restarts or is flushed, or expires them, sockets
 would silently stop receiving. Each worker process runs one monitor: every `interval`
 seconds it asks Redis about every watched (group, channel) pair in one pipelined round
-trip per shard, so 1000 sockets cost one connection, not 1000 (redis-py's pool holds 100),
-and calls back the sockets whose membership is gone.
+trip per shard, so 1000 sockets cost one connection, not 1000, and calls back the
+sockets whose membership is gone.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from collections.abc import Awaitable, Callable
 from channels.layers import InMemoryChannelLayer
 from channels_redis.core import RedisChannelLayer
 from redis.exceptions import RedisError
+
+from .compat import group_members
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +31,7 @@ class MembershipMonitor:
         self.task: asyncio.Task | None = None
 
     def watch(self, channel: str, groups: list[str], on_lost: OnLost) -> None:
+        """Watch `channel` in exactly `groups` (a later call replaces the earlier one)."""
         self.watched[channel] = (list(groups), on_lost)
         if self.task is None or self.task.done():
             self.task = asyncio.create_task(self._run())
@@ -39,38 +42,29 @@ class MembershipMonitor:
     async def _run(self) -> None:
         while self.watched:
             await asyncio.sleep(self.interval)
+            pairs = [(g, ch) for ch, (groups, _) in list(self.watched.items()) for g in groups]
             try:
-                lost = await self.lost_channels()
+                present = await self.members(pairs)
             except (RedisError, OSError):
                 continue  # Redis is away; the consumers' receive loops report that
-            for channel in lost:
-                entry = self.watched.pop(channel, None)
-                if entry is None:
+            for group, channel in set(pairs) - present:
+                entry = self.watched.get(channel)
+                # Still watched in that group: a socket that left it meanwhile did so itself.
+                if entry is None or group not in entry[0]:
                     continue
+                del self.watched[channel]
                 try:
                     await entry[1]()
                 except Exception:  # one socket's failure must not stop the worker's monitor
                     logger.exception("closing %s after its membership was lost failed", channel)
 
-    async def lost_channels(self) -> set[str]:
-        pairs = [(group, ch) for ch, (groups, _) in list(self.watched.items()) for group in groups]
+    async def members(self, pairs: list[tuple[str, str]]) -> set[tuple[str, str]]:
+        """The (group, channel) pairs of `pairs` the layer still lists."""
         if isinstance(self.layer, RedisChannelLayer):
-            by_shard: dict[int, list[tuple[str, str]]] = {}
-            for group, channel in pairs:
-                by_shard.setdefault(self.layer.consistent_hash(group), []).append((group, channel))
-            lost = set()
-            for shard, shard_pairs in by_shard.items():
-                async with self.layer.connection(shard).pipeline(transaction=False) as pipe:
-                    for group, channel in shard_pairs:
-                        pipe.zscore(self.layer._group_key(group), channel)
-                    scores = await pipe.execute()
-                lost |= {
-                    ch for (_, ch), score in zip(shard_pairs, scores, strict=True) if score is None
-                }
-            return lost
+            return await group_members(self.layer, pairs)
         if isinstance(self.layer, InMemoryChannelLayer):
-            return {ch for group, ch in pairs if ch not in self.layer.groups.get(group, {})}
-        return set()  # e.g. RedisPubSubChannelLayer: subscriptions live in this process
+            return {(g, ch) for g, ch in pairs if ch in self.layer.groups.get(g, {})}
+        return set(pairs)  # e.g. RedisPubSubChannelLayer: subscriptions live in this process
 
 
 _monitors: dict[tuple[int, int], MembershipMonitor] = {}

@@ -1,0 +1,157 @@
+import contextlib
+import json
+import logging
+
+from channels.consumer import get_handler_name
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+
+from .layer import ChannelLayerLost, GuardedLayer, reset_layer_pools
+from .membership import monitor_for
+from .ratelimit import TokenBucket
+
+logger = logging.getLogger(__name__)
+
+# Close code when the channel layer is lost (e.g. Redis restarting): the client's socket
+# is closed cleanly and it reconnects, joining its groups again.
+CLOSE_LAYER_LOST = 1011
+# Close code when Redis no longer lists this socket in a group it joined (Redis restarted
+# and lost its data): the client reconnects, rejoins and gets the history it missed.
+CLOSE_MEMBERSHIP_LOST = 1012
+# Frames a second each socket may send, in bursts of up to RATE_BURST, unless settings
+# say otherwise (WS_RATE_LIMIT, WS_RATE_BURST).
+RATE_LIMIT = 10.0
+RATE_BURST = 20
+
+
+class JsonConsumer(AsyncJsonWebsocketConsumer):
+    """A JSON WebSocket consumer that answers bad frames with an error frame, not a close.
+
+    Override points:
+
+    - ``on_<type>(content)``: one method per client frame type (``{"type": "echo"}`` calls
+      ``on_echo``); unknown types, bad JSON and binary frames get
+      ``{"type": "error", "detail": ...}`` and the socket stays open.
+    - ``join(group)`` / ``leave(group)``: group membership, left again on disconnect.
+    - ``watch_membership``: close with 1012 when Redis no longer lists this socket in a
+      group it joined (Redis restarted or was flushed), so the client reconnects and
+      rejoins. Costs the worker one pipelined Redis round trip every
+      ``membership_check_interval`` seconds, whatever the number of sockets.
+    - ``event_db_cleanup``: Channels closes stale database connections before every
+      channel-layer event, a hop to the sync thread and back. Set it False when your
+      event handlers only forward to the socket.
+
+    Each socket may send settings.WS_RATE_LIMIT frames a second (bursts of WS_RATE_BURST);
+    beyond that, frames are dropped with an error frame. If the channel layer itself fails,
+    the socket closes with 1011 so the client reconnects, and the worker's layer pools are
+    reset; any other error in a handler is the handler's, as in Channels.
+    """
+
+    watch_membership = False
+    membership_check_interval = 2.0
+    event_db_cleanup = True
+    _channel_layer = None
+
+    # Channels sets this in __call__; wrapped, the layer's own failures raise
+    # ChannelLayerLost, told apart from errors of a handler's own code.
+    @property
+    def channel_layer(self):
+        return self._channel_layer
+
+    @channel_layer.setter
+    def channel_layer(self, layer):
+        self._channel_layer = None if layer is None else GuardedLayer(layer)
+
+    async def __call__(self, scope, receive, send):
+        self.joined: list[str] = []
+        try:
+            await super().__call__(scope, receive, send)
+        except ChannelLayerLost as lost:
+            logger.warning("%s (%s); closing the socket for a reconnect", lost, lost.__cause__)
+            with contextlib.suppress(OSError):  # the client may be gone already
+                await send({"type": "websocket.close", "code": CLOSE_LAYER_LOST})
+            await reset_layer_pools(lost.layer)
+        finally:
+            self._watch([])
+
+    async def dispatch(self, message):
+        if self.event_db_cleanup or message["type"].startswith("websocket."):
+            await super().dispatch(message)
+            return
+        # Channels' dispatch without its close_old_connections hop.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    async def websocket_connect(self, message):
+        self.bucket = TokenBucket(
+            getattr(settings, "WS_RATE_LIMIT", RATE_LIMIT),
+            getattr(settings, "WS_RATE_BURST", RATE_BURST),
+        )
+        await super().websocket_connect(message)  # joins self.groups, calls connect()
+        self._watch([*self.groups, *self.joined])
+
+    async def websocket_disconnect(self, message):
+        # Unwatched first: leaving the groups below is not Redis losing them.
+        self._watch([])
+        for group in self.joined:
+            with contextlib.suppress(ChannelLayerLost):  # Redis may be the reason we left
+                await self.channel_layer.group_discard(group, self.channel_name)
+        await super().websocket_disconnect(message)
+
+    async def join(self, group: str) -> None:
+        """Join a group; left again on disconnect, and watched while connected."""
+        await self.channel_layer.group_add(group, self.channel_name)
+        if group not in self.joined:
+            self.joined.append(group)
+        self._watch([*self.groups, *self.joined])
+
+    async def leave(self, group: str) -> None:
+        """Leave a group joined with join()."""
+        if group in self.joined:
+            self.joined.remove(group)
+        self._watch([*self.groups, *self.joined])  # first: leaving is not Redis losing it
+        await self.channel_layer.group_discard(group, self.channel_name)
+
+    def _watch(self, groups: list[str]) -> None:
+        if not self.watch_membership or not hasattr(self, "channel_name"):
+            return
+        monitor = monitor_for(self.channel_layer.layer, self.membership_check_interval)
+        if monitor is None:
+            return
+        if groups:
+            monitor.watch(self.channel_name, groups, self.membership_lost)
+        else:
+            monitor.unwatch(self.channel_name)
+
+    async def membership_lost(self) -> None:
+        groups = [*self.groups, *self.joined]
+        logger.warning("no longer in groups %s (Redis lost them?); closing", groups)
+        with contextlib.suppress(OSError):  # the client may be gone already (ClientDisconnected)
+            await self.close(code=CLOSE_MEMBERSHIP_LOST)
+
+    async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        if not self.bucket.allow():
+            await self.send_error("rate limit exceeded; frame dropped")
+            return
+        if text_data is None:
+            await self.send_error("binary frames are not accepted; send JSON text")
+            return
+        try:
+            content = await self.decode_json(text_data)
+        except ValueError:
+            await self.send_error("frame is not valid JSON")
+            return
+        await self.receive_json(content, **kwargs)
+
+    async def receive_json(self, content, **kwargs):
+        kind = content.get("type") if isinstance(content, dict) else None
+        handler = getattr(self, f"on_{kind}", None) if isinstance(kind, str) else None
+        if handler is None:
+            await self.send_error(f"unknown frame type: {json.dumps(kind)}")
+            return
+        await handler(content)
+
+    async def send_error(self, detail: str) -> None:
+        await self.send_json({"type": "error", "detail": detail})

@@ -1,0 +1,64 @@
+"""The channel layer as a consumer sees it: its own failures told apart from a handler's."""
+
+import asyncio
+import contextlib
+import functools
+import inspect
+import time
+
+from redis.exceptions import RedisError
+
+
+class ChannelLayerLost(Exception):
+    """The channel layer itself failed (Redis unreachable, restarted, timed out)."""
+
+    def __init__(self, layer):
+        super().__init__(f"channel layer {type(layer).__name__} failed")
+        self.layer = layer
+
+
+class GuardedLayer:
+    """Wraps a channel layer: every coroutine method (send, receive, group_add, ...) raises
+    ChannelLayerLost when the layer fails, so a consumer can tell that from a Redis error
+    of its own handler's code (a cache, say). Everything else is the layer's own."""
+
+    # redis-py wraps socket errors in RedisError; a bare OSError can still escape.
+    errors = (RedisError, OSError)
+
+    def __init__(self, layer):
+        self.layer = layer
+
+    def __getattr__(self, name):
+        value = getattr(self.layer, name)
+        if not inspect.iscoroutinefunction(value):
+            return value
+
+        @functools.wraps(value)
+        async def guarded(*args, **kwargs):
+            try:
+                return await value(*args, **kwargs)
+            except self.errors as error:
+                raise ChannelLayerLost(self.layer) from error
+
+        return guarded
+
+
+# After Redis restarts, every pooled connection of a worker is dead; the first consumer
+# to notice drops them all (at most once per this many seconds), so the other sockets
+# fail fast and reconnect on fresh connections instead of failing one by one later.
+# The reset is bounded: closing pools waits for connections blocked in BZPOPMIN, and a
+# consumer must never hang there (Gunicorn's graceful shutdown would wait for it).
+POOL_RESET_INTERVAL = 2.0
+POOL_RESET_TIMEOUT = 2.0
+_last_pool_reset = -POOL_RESET_INTERVAL
+
+
+async def reset_layer_pools(layer) -> None:
+    global _last_pool_reset
+    now = time.monotonic()
+    if now - _last_pool_reset < POOL_RESET_INTERVAL or not hasattr(layer, "close_pools"):
+        return
+    _last_pool_reset = now
+    with contextlib.suppress(RedisError, OSError, TimeoutError):
+        async with asyncio.timeout(POOL_RESET_TIMEOUT):
+            await layer.close_pools()

@@ -1,0 +1,238 @@
+"""The realtime base, through Channels' test communicator and its in-memory layer."""
+
+import pytest
+from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
+from channels.testing import WebsocketCommunicator
+from redis.exceptions import ConnectionError as RedisConnectionError
+from uvicorn.protocols.utils import ClientDisconnected
+
+from realtime import consumers
+from realtime.consumers import JsonConsumer
+from realtime.membership import MembershipMonitor
+
+CHECK_S = 0.05  # the membership check interval in these tests
+
+# Channels' per-event clean-up closes stale database connections.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class RoomConsumer(JsonConsumer):
+    """Joins "lobby" on connect; frames join and leave other rooms."""
+
+    watch_membership = True
+    membership_check_interval = CHECK_S
+
+    async def connect(self):
+        await self.join("lobby")
+        await self.accept()
+
+    async def on_join(self, content):
+        await self.join(content["room"])
+        await self.send_json({"type": "joined", "room": content["room"]})
+
+    async def on_leave(self, content):
+        await self.leave(content["room"])
+        await self.send_json({"type": "left", "room": content["room"]})
+
+    async def on_cache(self, content):
+        raise RedisConnectionError("the handler's own Redis (a cache) is down")
+
+    async def room_event(self, event):
+        await self.send_json({"type": "event"})
+
+
+@pytest.fixture
+def resets(monkeypatch):
+    calls = []
+
+    async def record(layer):
+        calls.append(layer)
+
+    monkeypatch.setattr(consumers, "reset_layer_pools", record)
+    return calls
+
+
+async def connected(consumer=RoomConsumer) -> WebsocketCommunicator:
+    comm = WebsocketCommunicator(consumer.as_asgi(), "/ws/room/")
+    ok, _ = await comm.connect()
+    assert ok
+    return comm
+
+
+async def frame(comm, **content) -> dict:
+    await comm.send_json_to(content)
+    return await comm.receive_json_from()
+
+
+async def test_leaving_a_group_sticks_and_the_socket_stays_open():
+    comm = await connected()
+    assert await frame(comm, type="join", room="kitchen") == {"type": "joined", "room": "kitchen"}
+    assert await frame(comm, type="leave", room="kitchen") == {"type": "left", "room": "kitchen"}
+    await get_channel_layer().group_send("kitchen", {"type": "room.event"})
+    assert await comm.receive_nothing(timeout=10 * CHECK_S)  # not closed, not reached
+    await get_channel_layer().group_send("lobby", {"type": "room.event"})
+    assert await comm.receive_json_from() == {"type": "event"}
+    await comm.disconnect()
+
+
+async def test_a_group_joined_after_connect_is_watched():
+    comm = await connected()
+    await frame(comm, type="join", room="kitchen")
+    # Redis loses that one membership (a flush, an eviction): the socket must resync.
+    layer = get_channel_layer()
+    for channel in list(layer.groups["kitchen"]):
+        await layer.group_discard("kitchen", channel)
+    assert await comm.receive_output(timeout=2) == {
+        "type": "websocket.close",
+        "code": consumers.CLOSE_MEMBERSHIP_LOST,
+    }
+
+
+async def test_memberships_are_watched_only_when_the_class_opts_in():
+    class Unwatched(RoomConsumer):
+        watch_membership = False
+
+    comm = await connected(Unwatched)
+    get_channel_layer().groups.clear()
+    assert await comm.receive_nothing(timeout=10 * CHECK_S)
+    await comm.disconnect()
+
+
+async def test_a_redis_error_in_a_handler_is_the_handlers_not_a_lost_layer(resets):
+    comm = await connected()
+    await comm.send_json_to({"type": "cache"})
+    with pytest.raises(RedisConnectionError, match="cache"):
+        await comm.receive_output(timeout=2)
+    assert resets == []
+
+
+async def test_a_failing_channel_layer_closes_the_socket_and_resets_its_pools(monkeypatch, resets):
+    async def refused(self, group, channel):
+        raise RedisConnectionError("Connection refused")
+
+    monkeypatch.setattr(InMemoryChannelLayer, "group_add", refused)
+    comm = WebsocketCommunicator(RoomConsumer.as_asgi(), "/ws/room/")
+    await comm.send_input({"type": "websocket.connect"})
+    assert await comm.receive_output(timeout=2) == {
+        "type": "websocket.close",
+        "code": consumers.CLOSE_LAYER_LOST,
+    }
+    assert resets == [get_channel_layer()]
+
+
+async def test_a_vanished_client_is_not_taken_for_a_lost_channel_layer(monkeypatch, resets):
+    # Uvicorn raises ClientDisconnected (an OSError) when a send meets a closed socket;
+    # it must reach Uvicorn, not reset the worker's Redis pools.
+    async def gone(self, *args, **kwargs):
+        raise ClientDisconnected()
+
+    monkeypatch.setattr(AsyncWebsocketConsumer, "send", gone)
+    comm = await connected()
+    await comm.send_json_to({"type": "join", "room": "kitchen"})
+    with pytest.raises(ClientDisconnected):
+        await comm.receive_output(timeout=2)
+    assert resets == []
+
+
+async def test_the_rate_limit_has_defaults_without_settings(settings):
+    del settings.WS_RATE_LIMIT, settings.WS_RATE_BURST
+    comm = await connected()
+    frames = []
+    for _ in range(consumers.RATE_BURST + 5):
+        await comm.send_json_to({"type": "nope"})
+        frames.append(await comm.receive_json_from())
+    limited = [f for f in frames if "rate limit" in f["detail"]]
+    assert len(limited) == 5
+    await comm.disconnect()
+
+
+async def test_a_closing_socket_is_unwatched_before_it_leaves_its_groups(monkeypatch):
+    # Otherwise the membership monitor, between the two, takes the socket's own leaving
+    # for Redis losing the group, and logs "no longer in groups" (at every shutdown).
+    from realtime.membership import monitor_for
+
+    watched_while_leaving = []
+    discard = InMemoryChannelLayer.group_discard
+
+    async def record(self, group, channel):
+        watched_while_leaving.append(channel in monitor_for(self, CHECK_S).watched)
+        await discard(self, group, channel)
+
+    monkeypatch.setattr(InMemoryChannelLayer, "group_discard", record)
+    comm = await connected()
+    assert monitor_for(get_channel_layer(), CHECK_S).watched
+    await comm.disconnect()
+    assert watched_while_leaving == [False]
+
+
+async def test_one_failing_socket_does_not_stop_the_workers_membership_monitor():
+    layer = InMemoryChannelLayer()
+    monitor = MembershipMonitor(layer, interval=0.01)
+    closed = []
+
+    async def gone_already():
+        raise ClientDisconnected()
+
+    async def still_here():
+        closed.append("b")
+
+    monitor.watch("chan-a", ["g"], gone_already)
+    monitor.watch("chan-b", ["g"], still_here)  # neither is in the group: both lost
+    await monitor.task
+    assert closed == ["b"] and monitor.watched == {}
+
+
+@pytest.fixture
+def db_cleanups(monkeypatch):
+    """Counts Channels' close-stale-DB-connections hops (channels.consumer.dispatch)."""
+    import channels.consumer
+
+    calls = []
+
+    async def record():
+        calls.append(1)
+
+    monkeypatch.setattr(channels.consumer, "aclose_old_connections", record)
+    return calls
+
+
+async def _dispatch_event(consumer_class) -> list:
+    sent = []
+    consumer = consumer_class()
+
+    async def send(message):
+        sent.append(message)
+
+    consumer.base_send = send
+    await consumer.dispatch({"type": "room.event"})
+    return sent
+
+
+async def test_events_keep_channels_db_cleanup_unless_the_class_opts_out(db_cleanups):
+    class ForwardOnly(RoomConsumer):
+        event_db_cleanup = False
+
+    assert await _dispatch_event(RoomConsumer)  # Channels' default: one hop per event
+    assert db_cleanups == [1]
+    assert await _dispatch_event(ForwardOnly)
+    assert db_cleanups == [1]
+
+
+async def test_client_frames_keep_the_db_cleanup_either_way(db_cleanups):
+    class ForwardOnly(RoomConsumer):
+        event_db_cleanup = False
+
+    comm = await connected(ForwardOnly)
+    before = len(db_cleanups)
+    await frame(comm, type="join", room="kitchen")
+    assert len(db_cleanups) > before
+    await comm.disconnect()
+
+
+async def test_an_event_without_a_handler_is_an_error(db_cleanups):
+    class ForwardOnly(RoomConsumer):
+        event_db_cleanup = False
+
+    with pytest.raises(ValueError, match="No handler for message type chat.unknown"):
+        await ForwardOnly().dispatch({"type": "chat.unknown"})
