@@ -1,53 +1,64 @@
 # The commands README.md documents for working without Docker, and the test suites.
 # Docker users need none of them: `docker compose up -d`.
 POETRY ?= poetry
-RUN := $(POETRY) -P Django run
-PYTEST := cd Django && $(POETRY) run pytest -c pyproject.toml
+# One virtualenv for the proving ground and the app it runs natively.
+VENV := $(CURDIR)/.venv
+INSTALL := VIRTUAL_ENV=$(VENV) $(POETRY)
+PYTHON := $(VENV)/bin/python
 
-.PHONY: deps native test test-docker lock faults soak prod-env bench bench-full bench-tune
+.PHONY: deps native test test-unit test-stack test-docker lock faults soak prod-env bench bench-full bench-tune
 
-## Install the locked environment: Django's dependencies, unit-test and proving-ground tools.
+## Install the locked environments into .venv: the proving ground's tools, then Django's
+## dependencies and unit-test tools (last, so the app's pins win where both name a package).
 deps:
-	$(POETRY) -P Django install --with dev,test
+	test -x $(PYTHON) || python3 -m venv $(VENV)
+	$(INSTALL) -P proving_ground install
+	$(INSTALL) -P Django install --with test
 
 ## Run nginx, Django, MariaDB and Redis natively: http://localhost:$${HTTP_PORT:-8000}.
 native:
-	$(RUN) python -m stack.native
+	$(PYTHON) -m proving_ground.native
 
-## Lint, unit tests, static checks and whole-stack tests on real servers, natively.
-test:
-	$(PYTEST)
+## Unit tests, then lint, static checks and whole-stack tests on real servers, natively.
+test: test-unit test-stack
+
+test-unit:
+	cd Django && $(PYTHON) -m pytest
+
+test-stack:
+	cd proving_ground && $(PYTHON) -m pytest
 
 ## The stack built and run on a Docker engine: every hop, faults, the README's workflow.
 test-docker:
-	$(PYTEST) ../stack/docker_tests
+	cd proving_ground && $(PYTHON) -m pytest docker_tests
 
 ## Inject faults and hostile input into native stacks; print what survived (about 1 min).
 faults:
-	$(RUN) python -m stack.faults $(if $(LAYER),--layer $(LAYER))
+	$(PYTHON) -m proving_ground.faults $(if $(LAYER),--layer $(LAYER))
 
 ## Connection churn beside idle sockets; prints memory, fds, Redis and MySQL connections.
 ## DURATION seconds after a 60 s warm-up; SETTINGS=dev|prod; TARGET=native|docker.
 soak:
-	$(RUN) python -m stack.soak --duration $(or $(DURATION),600) \
+	$(PYTHON) -m proving_ground.soak --duration $(or $(DURATION),600) \
 	  --settings $(or $(SETTINGS),dev) --target $(or $(TARGET),native)
 
 ## Benchmarks: HTTP, WebSocket echo, broadcast; ours vs the book's vs daphne (< 3 min).
 bench:
-	$(RUN) python -m stack.bench --mode quick
+	$(PYTHON) -m proving_ground.bench --mode quick
 
 ## The same with longer runs and 1000 receivers, for publishing.
 bench-full:
-	$(RUN) python -m stack.bench --mode full
+	$(PYTHON) -m proving_ground.bench --mode full
 
 ## The sweep the defaults come from: workers, compression, layer, capacity (about 8 min).
 bench-tune:
-	$(RUN) python -m stack.bench --mode tune
+	$(PYTHON) -m proving_ground.bench --mode tune
 
 ## Write the production env files (*.prod, never committed) with random secrets.
 prod-env:
 	sh prod-env.sh
 
-## Re-lock after editing Django/pyproject.toml by hand (poetry add does this itself).
+## Re-lock after editing a pyproject.toml by hand (poetry add does this itself).
 lock:
 	$(POETRY) -P Django lock
+	$(POETRY) -P proving_ground lock

@@ -5,7 +5,7 @@ unpatched library, and goes once upstream fixes it:
 
 - RedisChannelLayer (channels-redis): memory and Redis connections that grew with every
   closed socket, and a message lost when a socket closed at the wrong moment. Minimal
-  reproductions: docs/channels-redis.md. ../stack/tests/test_channel_layers.py runs the
+  reproductions: docs/channels-redis.md. ../proving_ground/tests/test_channel_layers.py runs the
   unpatched class against a real Redis and fails once upstream fixes a defect.
 - group_members (channels-redis): which channels Redis still lists in a group, read from
   channels-redis's own keys in one pipelined round trip (realtime.membership).
@@ -33,7 +33,11 @@ class IdleClosingConnectionPool(ConnectionPool):
 
     redis-py keeps every connection it ever opened. After a burst (hundreds of sockets
     joining at once) a worker would hold that many idle Redis connections, and their file
-    descriptors, for ever. Closed connections reconnect when next used."""
+    descriptors, for ever. Its own disconnect(inuse_connections=False) cannot be used for
+    this: it does not take the pool's lock, so a task can take an idle connection while
+    it is being closed, and its command fails ("Connection closed by server"; `make soak`
+    saw it once a minute or so). Idle connections are taken out of the pool under its
+    lock (private: _lock, _available_connections), then closed; new ones open on demand."""
 
     idle_close_interval = 60.0
 
@@ -45,34 +49,76 @@ class IdleClosingConnectionPool(ConnectionPool):
         await super().release(connection)
         if time.monotonic() >= self._next_idle_close:
             self._next_idle_close = time.monotonic() + self.idle_close_interval
-            await self.disconnect(inuse_connections=False)
+            await self.close_idle()
+
+    async def close_idle(self) -> None:
+        async with self._lock:
+            idle, self._available_connections = self._available_connections, []
+        await asyncio.gather(*(c.disconnect() for c in idle), return_exceptions=True)
 
 
 class ReceiveBuffers(collections.defaultdict):
-    """channels-redis's per-channel receive queues, minus queues for closed channels.
+    """channels-redis's per-channel receive queues, minus queues nobody will read.
 
     The worker's receiver hands each message it pops from Redis to the queue of every
     local channel it names, and a defaultdict makes a queue for a channel that has none.
     A group message can still arrive for a socket that has just closed; its new queue,
-    message included, would then stay for ever. Channels whose receiver has gone get a
-    throwaway queue instead, for as long as a late message can arrive (the layer's
-    expiry); channel names are never reused."""
+    message included, would then stay for ever. So:
+
+    - a channel whose receive was cancelled (its socket closed) is closed: late messages
+      for it go to a throwaway queue, for as long as one can arrive (the layer's expiry;
+      channel names are never reused);
+    - a queue whose channel nobody has received on for longer than the expiry is closed
+      too. That catches sockets whose last receive was cancelled before it started (so
+      no code of receive() ran), and drops only messages the layer would expire anyway;
+      a channel that receives again is reopened.
+    """
 
     def __init__(self, default_factory, expiry: float) -> None:
         super().__init__(default_factory)
         self.expiry = expiry
         self.closed: collections.OrderedDict[str, float] = collections.OrderedDict()
+        self.receiving: collections.Counter[str] = collections.Counter()
+        self.unread_since: dict[str, float] = {}  # queues with nobody receiving
+        self.next_sweep = time.monotonic() + expiry
+
+    def enter(self, channel: str) -> None:
+        self.receiving[channel] += 1
+        self.unread_since.pop(channel, None)
+        self.closed.pop(channel, None)
+
+    def leave(self, channel: str) -> None:
+        self.receiving[channel] -= 1
+        if self.receiving[channel] <= 0:
+            del self.receiving[channel]
+            if channel in self:
+                self.unread_since[channel] = time.monotonic()
+        self.sweep()
 
     def close(self, channel: str) -> None:
         self.pop(channel, None)
+        self.unread_since.pop(channel, None)
         now = time.monotonic()
         self.closed[channel] = now
         while self.closed and next(iter(self.closed.values())) < now - self.expiry:
             self.closed.popitem(last=False)
 
+    def sweep(self) -> None:
+        now = time.monotonic()
+        if now < self.next_sweep:
+            return
+        self.next_sweep = now + self.expiry / 4
+        for channel, since in list(self.unread_since.items()):
+            if channel not in self or channel in self.receiving:
+                del self.unread_since[channel]
+            elif since < now - self.expiry:
+                self.close(channel)
+
     def __missing__(self, channel):
         if channel in self.closed:
             return self.default_factory()
+        if channel not in self.receiving:
+            self.unread_since.setdefault(channel, time.monotonic())
         return super().__missing__(channel)
 
 
@@ -124,6 +170,7 @@ class RedisChannelLayer(BaseRedisChannelLayer):
         # that channel's queue itself only when the cancellation arrives while it waits;
         # cancelled while holding the receive lock, the queue stayed for ever (about
         # 3 KiB per closed socket, `make soak`).
+        self.receive_buffer.enter(channel)
         try:
             return await super().receive(channel)
         except asyncio.CancelledError:
@@ -131,6 +178,8 @@ class RedisChannelLayer(BaseRedisChannelLayer):
             if self.receive_count == 0:
                 self._idle_pops.update(self._unfinished_pops.values())
             raise
+        finally:
+            self.receive_buffer.leave(channel)
 
 
 def _retrieve_exception(task: asyncio.Future) -> None:

@@ -1,6 +1,6 @@
 """Unit-test settings: the project's settings with SQLite and the in-memory channel layer.
 
-The real MySQL and Redis are exercised by the whole-stack tests in ../stack/tests.
+The real MySQL and Redis are exercised by the whole-stack tests in ../proving_ground/tests.
 """
 
 import os

@@ -1,6 +1,6 @@
 """realtime.compat reaches into channels-redis and Uvicorn internals: these fail when
 either changes under it. The defects themselves are shown against real Redis and real
-servers in ../stack/tests (test_channel_layers.py, test_hostile.py)."""
+servers in ../proving_ground/tests (test_channel_layers.py, test_hostile.py)."""
 
 import inspect
 from importlib.metadata import version

@@ -12,9 +12,9 @@ import pytest
 import yaml
 from django.urls import resolve
 
-from stack import compose
-from stack.compose import ROOT
-from stack.native import NativeStack, render_template
+from proving_ground import compose
+from proving_ground.compose import ROOT
+from proving_ground.native import NativeStack, render_template
 
 BIN = Path(sys.executable).parent
 SERVICES = compose.load()
@@ -30,7 +30,7 @@ def test_compose_validates_the_development_project():
 
 
 def assert_native_runner_reads_what_compose_resolves(services: dict, resolved: dict):
-    """The native runner's reading of the files (stack/compose.py) agrees with Compose's
+    """The native runner's reading of the files (proving_ground/compose.py) agrees with Compose's
     on each service's environment, mount targets and published ports."""
     assert set(services) == set(resolved["services"])
     for name, service in services.items():
@@ -69,18 +69,18 @@ def test_rendered_nginx_config_passes_nginx_t(tmp_path):
     assert "test is successful" in result.stderr
 
 
-def test_python_code_passes_ruff():
+@pytest.mark.parametrize("folder", ["Django", "proving_ground"])
+def test_python_code_passes_ruff(folder):
+    # Each folder's own configuration: ruff.toml here extends Django/pyproject.toml.
     for command in (["check"], ["format", "--check"]):
-        result = run(
-            str(BIN / "ruff"), *command, "--config", "Django/pyproject.toml", "Django", "stack"
-        )
+        result = run(str(BIN / "ruff"), *command, ".", cwd=ROOT / folder)
         assert result.returncode == 0, result.stdout + result.stderr
 
 
 def lint_imports(django: Path) -> subprocess.CompletedProcess:
-    config = ROOT / "stack/importlinter.ini"
+    config = ROOT / "proving_ground/importlinter.ini"
     return subprocess.run(
-        [str(BIN / "lint-imports"), "--config", str(config), "--no-cache"],
+        [str(BIN / "lint-imports"), str(config), "--no-cache"],
         cwd=django,
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": f"{ROOT}:{django}"},
         capture_output=True,
@@ -97,7 +97,10 @@ def test_import_contracts_hold():
 
 @pytest.mark.parametrize(
     ("module", "line"),
-    [("chat/services.py", "import stack.client"), ("realtime/layer.py", "import chat.models")],
+    [
+        ("chat/services.py", "import proving_ground.client"),
+        ("realtime/layer.py", "import chat.models"),
+    ],
 )
 def test_import_contracts_catch_a_breach(tmp_path, module, line):
     django = tmp_path / "Django"
@@ -263,3 +266,14 @@ def test_gunicorn_keeps_upstream_connections_longer_than_nginx():
     assert re.search(r"upstream django \{.*?keepalive \d+;", template, re.S)
     nginx_timeout = int(re.search(r"keepalive_timeout (\d+)s;", template).group(1))
     assert gunicorn_config(SERVICES["django"].env())["keepalive"] > nginx_timeout
+
+
+def test_the_apps_project_lists_only_what_the_container_runs_and_unit_test_tools():
+    import tomllib
+
+    django = tomllib.loads((ROOT / "Django/pyproject.toml").read_text())
+    tools = tomllib.loads((ROOT / "proving_ground/pyproject.toml").read_text())
+    assert set(django["tool"]["poetry"].get("group", {})) == {"test"}
+    runtime = {re.split(r"[ \[(<>=]", dep)[0] for dep in django["project"]["dependencies"]}
+    proving = {re.split(r"[ \[(<>=]", dep)[0] for dep in tools["project"]["dependencies"]}
+    assert not runtime & proving, "a package in both projects: one of them is wrong"

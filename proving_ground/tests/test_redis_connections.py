@@ -14,7 +14,7 @@ import pytest
 import redis
 from pydantic import SecretStr
 
-from stack.native import free_port, require_binaries
+from proving_ground.native import free_port, require_binaries
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "Django"))
 from channels_tutorial.config import Settings  # noqa: E402

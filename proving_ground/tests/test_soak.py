@@ -9,9 +9,9 @@ per-connection query log grows by design until it holds 9000 queries; that is no
 
 import asyncio
 
-from stack.compose import ROOT
-from stack.native import NativeStack, entrypoint_serving
-from stack.soak import soak
+from proving_ground.compose import ROOT
+from proving_ground.native import NativeStack, entrypoint_serving
+from proving_ground.soak import soak
 
 # Workers' RSS growth per churned session after warm-up, KiB. On this machine a flat run
 # of this test measures +0.5 to +0.8 KiB per session (allocator slack, caches filling);
@@ -51,7 +51,7 @@ def test_memory_stays_flat_under_churn():
 
 def test_a_leak_of_issue_13s_size_breaks_the_bound():
     # The stack's own start-up, then Gunicorn serving the same app wrapped in a leak.
-    command = entrypoint_serving("stack.leaky_app:application")
+    command = entrypoint_serving("proving_ground.leaky_app:application")
     env = {**ENV, "LEAK_KIB": str(ISSUE_13_LEAK_KIB), "PYTHONPATH": str(ROOT)}
     with NativeStack(django_env=env, django_command=command) as stack:
         assert growth_per_session(stack) >= BOUND_KIB

@@ -3,7 +3,7 @@ Django through Django/entrypoint.sh (Gunicorn + Uvicorn workers) and nginx.
 
     make native          # nginx on localhost:${HTTP_PORT:-8000}, Django on :${DJANGO_PORT:-8080}
 
-Everything it needs comes from docker-compose.yml (stack/compose.py). Process start-up,
+Everything it needs comes from docker-compose.yml (proving_ground/compose.py). Process start-up,
 readiness polling and shutdown are mirakuru's; this module only says what to start.
 """
 

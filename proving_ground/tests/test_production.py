@@ -11,11 +11,11 @@ import pytest
 import redis
 import websockets
 
-from stack import compose
-from stack.client import ChatClient, ws_url
-from stack.compose import COMPOSE_FILE, PROD_FILE, ROOT
-from stack.docker import copy_repository, write_prod_env
-from stack.native import NativeStack
+from proving_ground import compose
+from proving_ground.client import ChatClient, ws_url
+from proving_ground.compose import COMPOSE_FILE, PROD_FILE, ROOT
+from proving_ground.docker import copy_repository, write_prod_env
+from proving_ground.native import NativeStack
 
 from .test_static_checks import assert_native_runner_reads_what_compose_resolves
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from stack.compose import ROOT
+from proving_ground.compose import ROOT
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 """The stack's ASGI app plus a known leak: every WebSocket session leaves LEAK_KIB behind.
 
-Only the soak's regression test serves it (stack/tests/test_soak.py), to prove that its
+Only the soak's regression test serves it (proving_ground/tests/test_soak.py), to prove that its
 bound fails a leak of the size issue 13 reported; nothing in Django/ imports it.
 """
 

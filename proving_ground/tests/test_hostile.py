@@ -2,7 +2,7 @@
 
 import pytest
 
-from stack import faults
+from proving_ground import faults
 
 
 @pytest.mark.parametrize("scenario", faults.HOSTILE, ids=lambda scenario: scenario.__name__)

@@ -2,8 +2,8 @@
 
 import pytest
 
-from stack import faults
-from stack.native import NativeStack
+from proving_ground import faults
+from proving_ground.native import NativeStack
 
 
 @pytest.fixture(scope="module")

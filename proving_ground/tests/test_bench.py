@@ -7,12 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from stack.compose import ROOT
+from proving_ground.compose import ROOT
 
 
 def test_bench_smoke_writes_table_json_and_plots(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "stack.bench", "--mode", "smoke", "--out", str(tmp_path)],
+        [sys.executable, "-m", "proving_ground.bench", "--mode", "smoke", "--out", str(tmp_path)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -23,7 +23,7 @@ def test_bench_smoke_writes_table_json_and_plots(tmp_path):
     data = json.loads((folder / "results.json").read_text())
     assert data["machine"]["cores"] and data["machine"]["packages"]["channels"]
     tests = {(row["config"], row["test"], row["target"]) for row in data["rows"]}
-    for config in ("ours", "book", "daphne"):
+    for config in ("ours", "book", "book, our workers", "daphne"):
         assert (config, "http /api/ping", "nginx") in tests
         assert (config, "ws echo", "direct") in tests
         assert (config, "broadcast max N=10", "nginx") in tests
@@ -45,7 +45,7 @@ def test_bench_smoke_writes_table_json_and_plots(tmp_path):
 def test_bench_names_the_package_when_wrk_is_missing(tmp_path):
     # Only this Python's own folder on PATH: no wrk.
     result = subprocess.run(
-        [sys.executable, "-m", "stack.bench", "--mode", "smoke", "--out", str(tmp_path)],
+        [sys.executable, "-m", "proving_ground.bench", "--mode", "smoke", "--out", str(tmp_path)],
         cwd=ROOT,
         env={"PATH": str(Path(sys.executable).parent)},
         capture_output=True,

@@ -4,7 +4,7 @@
 
 Each scenario is a coroutine that injects one fault (or hostile input) into a running
 stack, checks the stack's promise under it with assertions, and returns its figures. The
-whole-stack tests (stack/tests/test_faults.py, test_hostile.py) run the same scenarios.
+whole-stack tests (proving_ground/tests/test_faults.py, test_hostile.py) run the same scenarios.
 """
 
 from __future__ import annotations

@@ -12,15 +12,15 @@ import uuid
 import httpx
 import pytest
 
-from stack import faults
-from stack.client import ChatClient
-from stack.compose import ROOT
-from stack.tests.test_chat import (  # noqa: F401 - collected here, on the containers
+from proving_ground import faults
+from proving_ground.client import ChatClient
+from proving_ground.compose import ROOT
+from proving_ground.tests.test_chat import (  # noqa: F401 - collected here, on the containers
     test_two_workers_chat_store_in_mysql_and_replay_as_history,
 )
-from stack.tests.test_faults import assert_survives
-from stack.tests.test_http import test_index_is_answered_by_django  # noqa: F401
-from stack.tests.test_websocket import (  # noqa: F401
+from proving_ground.tests.test_faults import assert_survives
+from proving_ground.tests.test_http import test_index_is_answered_by_django  # noqa: F401
+from proving_ground.tests.test_websocket import (  # noqa: F401
     test_broadcast_reaches_clients_on_two_worker_processes,
     test_echo_through_nginx,
     test_foreign_origin_is_refused,

@@ -7,7 +7,7 @@ import httpx
 import MySQLdb
 import redis
 
-from stack.compose import ROOT
+from proving_ground.compose import ROOT
 
 from .conftest import open_socket
 

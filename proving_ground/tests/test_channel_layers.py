@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import redis
+import redis.asyncio
 from channels_redis.core import RedisChannelLayer as UpstreamLayer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "Django"))
@@ -81,6 +82,55 @@ async def test_upstream_makes_a_queue_for_a_closed_channel(address):
 
 async def test_ours_drops_messages_for_closed_channels(address):
     assert not await deliver_to_a_closed_channel(RedisChannelLayer, address)
+
+
+async def deliver_after_a_receive_cancelled_before_it_started(layer_class, address) -> bool:
+    """A socket's last receive returned a message; the socket closed before its next
+    receive ran a line (Channels cancels that task before its first step), and a group
+    message for it was already on its way. Long after the layer's expiry, does its queue
+    still hold that message?"""
+    layer = layer_class(hosts=[address], expiry=1)
+    try:
+        alive, gone = await layer.new_channel(), await layer.new_channel()
+        for channel in (alive, gone):
+            await layer.group_add("room", channel)
+        alive_task = await receiving(layer, alive)  # the lock holder: it pops for both
+        never_started = asyncio.ensure_future(layer.receive(gone))
+        never_started.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await never_started
+        await layer.group_send("room", {"type": "chat.message", "text": "late"})
+        assert (await asyncio.wait_for(alive_task, 10))["text"] == "late"
+        await asyncio.sleep(layer.expiry * 2)
+        await layer.send(alive, {"type": "chat.message", "text": "later"})
+        assert (await asyncio.wait_for(layer.receive(alive), 10))["text"] == "later"
+        return gone in layer.receive_buffer
+    finally:
+        await layer.flush()
+
+
+async def test_upstream_keeps_a_queue_nobody_will_read(address):
+    assert await deliver_after_a_receive_cancelled_before_it_started(UpstreamLayer, address)
+
+
+async def test_ours_drops_it_after_the_expiry(address):
+    assert not await deliver_after_a_receive_cancelled_before_it_started(RedisChannelLayer, address)
+
+
+async def test_ours_reopens_a_channel_that_receives_again(address):
+    layer = RedisChannelLayer(hosts=[address], expiry=1)
+    try:
+        slow = await layer.new_channel()
+        layer.receive_buffer[slow]  # a queue, and nobody receiving: a slow handler
+        layer.receive_buffer.unread_since[slow] -= 2 * layer.expiry
+        layer.receive_buffer.next_sweep = 0
+        layer.receive_buffer.sweep()
+        assert slow in layer.receive_buffer.closed
+        task = await receiving(layer, slow)
+        await layer.send(slow, {"type": "chat.message", "text": "after a slow handler"})
+        assert (await asyncio.wait_for(task, 10))["text"] == "after a slow handler"
+    finally:
+        await layer.flush()
 
 
 def send_while_this_loop_stands_still(address, channel, message) -> None:
@@ -173,3 +223,30 @@ async def test_ours_closes_idle_connections(address):
     assert isinstance(layer.connection(0).connection_pool, IdleClosingConnectionPool)
     before, after = await connections_after_a_burst(layer, address)
     assert after <= before + 1
+
+
+async def commands_while_idle_connections_close(address, close_idle) -> list[BaseException]:
+    """Ten idle connections; `close_idle(pool)` starts while 50 commands take them."""
+    pool = IdleClosingConnectionPool.from_url(address)
+    client = redis.asyncio.Redis(connection_pool=pool)
+    try:
+        await asyncio.gather(*(client.ping() for _ in range(10)))
+        closing = asyncio.ensure_future(close_idle(pool))
+        results = await asyncio.gather(
+            *(client.ping() for _ in range(50)), closing, return_exceptions=True
+        )
+        return [r for r in results if isinstance(r, BaseException)]
+    finally:
+        await pool.disconnect()
+
+
+async def test_redis_py_closes_idle_connections_under_their_new_users(address):
+    failures = await commands_while_idle_connections_close(
+        address, lambda pool: pool.disconnect(inuse_connections=False)
+    )
+    assert failures, "redis-py's disconnect(inuse_connections=False) now locks the pool"
+
+
+async def test_ours_closes_only_connections_nobody_took(address):
+    failures = await commands_while_idle_connections_close(address, lambda pool: pool.close_idle())
+    assert failures == []

@@ -10,8 +10,8 @@ import re
 import httpx
 import pytest
 
-from stack.client import ChatClient
-from stack.docker import DockerStack
+from proving_ground.client import ChatClient
+from proving_ground.docker import DockerStack
 
 OWNER = (1001, 1001)
 PROD = ["docker-compose.yml", "docker-compose.prod.yml"]

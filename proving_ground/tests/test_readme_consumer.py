@@ -1,0 +1,87 @@
+"""The README's "Write your own consumer", followed as written: its commands and the files
+it shows, in a copy of the repository; then the new app's unit test and its socket,
+answering through nginx on the real stack."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+import websockets
+
+from proving_ground.client import ws_url
+from proving_ground.compose import ROOT
+from proving_ground.docker import copy_repository
+from proving_ground.native import NativeStack
+
+SECTION = re.compile(r"^## Write your own consumer\n(.*?)^## ", re.S | re.M)
+TITLED_BLOCK = re.compile(r'```python title="([^"]+)"\n(.*?)```', re.S)
+
+
+def dedent_block(text: str) -> str:
+    """A block as the README indents it inside a numbered step, at column 0."""
+    lines = text.splitlines()
+    indent = min(len(line) - len(line.lstrip()) for line in lines if line.strip())
+    return "\n".join(line[indent:] for line in lines) + "\n"
+
+
+@pytest.fixture(scope="module")
+def readme_steps() -> str:
+    (section,) = SECTION.findall((ROOT / "README.md").read_text())
+    return section
+
+
+@pytest.fixture(scope="module")
+def followed(readme_steps, tmp_path_factory):
+    """A copy of the repository after the README's steps."""
+    repo = copy_repository(tmp_path_factory.mktemp("reader") / "repo")
+    django = repo / "Django"
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    # Step 1, natively: the container runs the same manage.py.
+    startapp = re.search(r"python manage.py (startapp \w+)", readme_steps).group(1).split()
+    subprocess.run([sys.executable, "manage.py", *startapp], cwd=django, env=env, check=True)
+    # Step 2: the line the README shows, after "chat",.
+    (app_line,) = re.findall(r'```python\n( +"\w+",\n) *```', readme_steps)
+    settings = django / "channels_tutorial/settings.py"
+    text = settings.read_text()
+    assert '    "chat",\n' in text
+    settings.write_text(text.replace('    "chat",\n', '    "chat",\n' + app_line.strip() + "\n", 1))
+    # Steps 3-5: every file the README shows, and the empty __init__.py it asks for.
+    blocks = TITLED_BLOCK.findall(readme_steps)
+    assert len(blocks) >= 4, blocks
+    for path, body in blocks:
+        (repo / path).parent.mkdir(parents=True, exist_ok=True)
+        (repo / path).write_text(dedent_block(body))
+    init = re.search(r"empty `(Django/tests/\w+/__init__.py)`", readme_steps).group(1)
+    (repo / init).touch()
+    return repo
+
+
+def test_the_new_apps_unit_test_passes(followed, readme_steps):
+    # Step 5's command: `docker compose run --rm django pytest tests/shout`.
+    target = re.search(r"django pytest (tests/\w+)", readme_steps).group(1)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", target],
+        cwd=followed / "Django",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed" in result.stdout
+
+
+async def test_the_new_socket_answers_through_nginx(followed, readme_steps):
+    # Step 6: the socket the README's browser snippet opens, on the stack from the copy.
+    path = re.search(r'new WebSocket\("ws://localhost(/ws/\w+/)"\)', readme_steps).group(1)
+    sent = re.search(r"ws.send\(JSON.stringify\((\{.*?\})\)\)", readme_steps).group(1)
+    expected = re.search(r"console.log\(e.data\);\s+// (\{.*?\})", readme_steps).group(1)
+    frame = json.loads(re.sub(r"(\w+):", r'"\1":', sent))
+    with NativeStack(compose_files=(followed / "docker-compose.yml",)) as stack:
+        async with websockets.connect(
+            ws_url(stack.http_url, path), origin=stack.http_url, open_timeout=10
+        ) as socket:
+            await socket.send(json.dumps(frame))
+            assert json.loads(await socket.recv()) == json.loads(expected)
