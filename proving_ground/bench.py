@@ -17,8 +17,6 @@ import asyncio
 import contextlib
 import json
 import multiprocessing
-import os
-import platform
 import re
 import resource
 import statistics
@@ -26,7 +24,6 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from importlib.metadata import version
 from pathlib import Path
 
 import psutil
@@ -34,6 +31,7 @@ import websockets
 
 from .client import ws_url
 from .compose import ROOT
+from .machine import host, packages, servers
 from .native import NativeStack, StackError, entrypoint_serving, require_binaries
 
 # Every configuration gets the same flood limit, far above what the load sends.
@@ -569,29 +567,8 @@ def format_row(row: Row) -> str:
 
 
 def machine() -> dict:
-    cpu = platform.processor()
-    with contextlib.suppress(OSError, StopIteration):
-        cpu = next(
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        )
-    versions = {}
-    for name in ["django", "channels", "channels-redis", "gunicorn", "uvicorn", "daphne", "redis"]:
-        versions[name] = version(name)
-    servers = {}
-    for binary, flag in [("nginx", "-v"), ("mariadbd", "--version"), ("redis-server", "--version")]:
-        result = subprocess.run([binary, flag], capture_output=True, text=True)
-        servers[binary] = (result.stdout or result.stderr).strip().splitlines()[0]
-    return {
-        "cores": os.cpu_count(),
-        "cpu": cpu,
-        "memory GiB": round(psutil.virtual_memory().total / 2**30, 1),
-        "python": platform.python_version(),
-        "kernel": platform.release(),
-        "packages": versions,
-        "servers": servers,
-    }
+    names = ["django", "channels", "channels-redis", "gunicorn", "uvicorn", "daphne", "redis"]
+    return {**host(), "packages": packages(names), "servers": servers()}
 
 
 def relay_share(row: Row) -> tuple[float, float, float] | None:

@@ -37,6 +37,7 @@ import websockets
 from .client import ChatClient, ws_url
 from .compose import COMPOSE_FILE, PROD_FILE, ROOT
 from .docker import DockerStack, copy_repository, write_prod_env
+from .machine import describe, host, packages
 from .native import NativeStack
 
 sys.path.insert(0, str(ROOT / "Django"))
@@ -446,7 +447,7 @@ def main() -> int:
         )
     folder = args.out / time.strftime("%Y%m%d-%H%M%S")
     folder.mkdir(parents=True, exist_ok=True)
-    report = markdown(result)
+    report = f"Machine: {describe({**host(), 'packages': packages()})}\n\n" + markdown(result)
     (folder / "soak.md").write_text(report)
     (folder / "soak.json").write_text(json.dumps(asdict(result), indent=2))
     plot(result, folder / "soak.png")
