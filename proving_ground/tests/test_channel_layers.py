@@ -51,18 +51,37 @@ async def cancel_the_lock_holder(layer_class, address) -> bool:
         await layer.flush()
 
 
+async def cancelled_while_receiving(layer, channel) -> None:
+    await cancelled(await receiving(layer, channel))
+
+
+async def cancelled_before_it_started(layer, channel) -> None:
+    # As Channels does when a socket closes right after a receive returned: the next
+    # receive task is cancelled before its first step, so no line of receive() runs.
+    task = asyncio.ensure_future(layer.receive(channel))
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def deliver_late(layer, stop_receiving) -> tuple[str, str]:
+    """Two sockets in a group; `stop_receiving` ends one's receive (its socket closed),
+    then a group message arrives that names it too. Returns (alive, gone)."""
+    alive, gone = await layer.new_channel(), await layer.new_channel()
+    for channel in (alive, gone):
+        await layer.group_add("room", channel)
+    alive_task = await receiving(layer, alive)  # the lock holder: it pops for both
+    await stop_receiving(layer, gone)
+    await layer.group_send("room", {"type": "chat.message", "text": "late"})
+    assert (await asyncio.wait_for(alive_task, 10))["text"] == "late"
+    return alive, gone
+
+
 async def deliver_to_a_closed_channel(layer_class, address) -> bool:
-    """Two sockets in a group; one closes, then a group message arrives that names it
-    too: does a queue for the closed channel appear, holding the message?"""
+    """Does a queue for the closed channel appear, holding the late message?"""
     layer = layer_class(hosts=[address])
     try:
-        alive, gone = await layer.new_channel(), await layer.new_channel()
-        for channel in (alive, gone):
-            await layer.group_add("room", channel)
-        alive_task = await receiving(layer, alive)  # the lock holder: it pops for both
-        await cancelled(await receiving(layer, gone))
-        await layer.group_send("room", {"type": "chat.message", "text": "late"})
-        assert (await asyncio.wait_for(alive_task, 10))["text"] == "late"
+        _, gone = await deliver_late(layer, cancelled_while_receiving)
         return gone in layer.receive_buffer
     finally:
         await layer.flush()
@@ -85,24 +104,12 @@ async def test_ours_drops_messages_for_closed_channels(address):
 
 
 async def deliver_after_a_receive_cancelled_before_it_started(layer_class, address) -> bool:
-    """A socket's last receive returned a message; the socket closed before its next
-    receive ran a line (Channels cancels that task before its first step), and a group
-    message for it was already on its way. Long after the layer's expiry, does its queue
-    still hold that message?"""
+    """Long after the layer's expiry, does the late message's queue still exist?"""
     layer = layer_class(hosts=[address], expiry=1)
     try:
-        alive, gone = await layer.new_channel(), await layer.new_channel()
-        for channel in (alive, gone):
-            await layer.group_add("room", channel)
-        alive_task = await receiving(layer, alive)  # the lock holder: it pops for both
-        never_started = asyncio.ensure_future(layer.receive(gone))
-        never_started.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await never_started
-        await layer.group_send("room", {"type": "chat.message", "text": "late"})
-        assert (await asyncio.wait_for(alive_task, 10))["text"] == "late"
+        alive, gone = await deliver_late(layer, cancelled_before_it_started)
         await asyncio.sleep(layer.expiry * 2)
-        await layer.send(alive, {"type": "chat.message", "text": "later"})
+        await layer.send(alive, {"type": "chat.message", "text": "later"})  # a sweep's chance
         assert (await asyncio.wait_for(layer.receive(alive), 10))["text"] == "later"
         return gone in layer.receive_buffer
     finally:
