@@ -169,7 +169,8 @@ class RedisChannelLayer(BaseRedisChannelLayer):
         # Channels cancels a consumer's receive when its socket closes. receive() drops
         # that channel's queue itself only when the cancellation arrives while it waits;
         # cancelled while holding the receive lock, the queue stayed for ever (about
-        # 3 KiB per closed socket, `make soak`).
+        # 3 KiB per closed socket, `make soak`). enter/leave tell the buffers who is
+        # receiving, so that queues nobody reads can go too.
         self.receive_buffer.enter(channel)
         try:
             return await super().receive(channel)
