@@ -288,7 +288,7 @@ async def soak(
     interval: float,
     clients: int,
     idle: int,
-    cooldown: float = 15.0,
+    cooldown: float = COOLDOWN_S,
     report=print,
 ) -> Result:
     result = Result(settings, target, duration, warmup, clients, idle)
@@ -321,7 +321,14 @@ async def soak(
             take(time.monotonic() - started, "churn")
         churn.stop.set()
         await asyncio.gather(*tasks)
-        await asyncio.sleep(cooldown)  # pools and sockets of the churn go idle and close
+        # The churn's pools and sockets go idle and close (pools once a minute): wait for
+        # the baseline, at most `cooldown` seconds.
+        stopped, base = time.monotonic(), result.samples[0]
+        while time.monotonic() - stopped < cooldown:
+            await asyncio.sleep(5)
+            now = probe.sample(0.0, "after", churn.sessions, result.errors)
+            if back_to_baseline(base, now):
+                break
         take(time.monotonic() - started, "after")
     finally:
         churn.stop.set()
@@ -329,6 +336,14 @@ async def soak(
         await asyncio.gather(*idlers, return_exceptions=True)
         probe.close()
     return result
+
+
+def back_to_baseline(base: Sample, now: Sample) -> bool:
+    return (
+        now.redis_clients <= base.redis_clients
+        and now.mysql_threads <= base.mysql_threads
+        and now.total_fds <= base.total_fds
+    )
 
 
 # -- reporting ----------------------------------------------------------------------------
