@@ -90,7 +90,7 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
             getattr(settings, "WS_RATE_BURST", RATE_BURST),
         )
         await super().websocket_connect(message)  # joins self.groups, calls connect()
-        self._watch([*self.groups, *self.joined])
+        self._watch(self.watched_groups())
 
     async def websocket_disconnect(self, message):
         # Unwatched first: leaving the groups below is not Redis losing them.
@@ -105,14 +105,18 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
         await self.channel_layer.group_add(group, self.channel_name)
         if group not in self.joined:
             self.joined.append(group)
-        self._watch([*self.groups, *self.joined])
+        self._watch(self.watched_groups())
 
     async def leave(self, group: str) -> None:
         """Leave a group joined with join()."""
         if group in self.joined:
             self.joined.remove(group)
-        self._watch([*self.groups, *self.joined])  # first: leaving is not Redis losing it
+        self._watch(self.watched_groups())  # first: leaving is not Redis losing it
         await self.channel_layer.group_discard(group, self.channel_name)
+
+    def watched_groups(self) -> list[str]:
+        """The class's groups and those joined since."""
+        return [*self.groups, *self.joined]
 
     def _watch(self, groups: list[str]) -> None:
         if not self.watch_membership or not hasattr(self, "channel_name"):
@@ -126,8 +130,7 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
             monitor.unwatch(self.channel_name)
 
     async def membership_lost(self) -> None:
-        groups = [*self.groups, *self.joined]
-        logger.warning("no longer in groups %s (Redis lost them?); closing", groups)
+        logger.warning("no longer in groups %s (Redis lost them?); closing", self.watched_groups())
         with contextlib.suppress(OSError):  # the client may be gone already (ClientDisconnected)
             await self.close(code=CLOSE_MEMBERSHIP_LOST)
 
