@@ -40,6 +40,8 @@ class GuardedLayer:
             except self.errors as error:
                 raise ChannelLayerLost(self.layer) from error
 
+        # Kept: the next call (a receive per delivered message) finds it without this.
+        self.__dict__[name] = guarded
         return guarded
 
 
