@@ -1,6 +1,7 @@
 #!/bin/sh
 # Starts Django in the django container, and natively for the native runner:
-# wait for MySQL, migrate, collect static files for nginx, then become Gunicorn.
+# wait for MySQL, migrate (one replica at a time), collect static files for nginx, then
+# become Gunicorn.
 set -o errexit
 set -o nounset
 
@@ -16,7 +17,7 @@ if [ "$(id -un)" = app ] && [ "$owner" != "$(id -u)" ] && [ -w /etc/passwd ]; th
 fi
 
 python manage.py wait_for_db --timeout "${DB_WAIT_TIMEOUT}"
-python manage.py migrate --noinput
+python manage.py migrate_locked
 python manage.py collectstatic --noinput --verbosity 0
 # exec: Gunicorn replaces this shell, so SIGTERM from Docker reaches it directly.
 exec gunicorn --config gunicorn.conf.py

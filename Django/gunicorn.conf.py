@@ -20,8 +20,8 @@ graceful_timeout = _server.graceful_timeout
 forwarded_allow_ips = _server.forwarded_allow_ips
 # Restart workers when code changes, in development only.
 reload = _server.debug
-# Idle keep-alive connections from nginx stay open this long: longer than nginx's
-# upstream keepalive_timeout, so nginx never reuses one that Uvicorn just closed.
+# Idle keep-alive connections stay open this long: longer than a proxy's upstream
+# keepalive_timeout (60 s is common), so it never reuses one that Uvicorn just closed.
 keepalive = 75
 # Logs go to the container's stdout/stderr.
 accesslog = "-"

@@ -43,6 +43,7 @@ class ChatClient:
         self.origin = origin or base_url
         self.socket = None
         self.worker_pid: int | None = None
+        self.server: str | None = None  # the host name of the replica holding the socket
         self.acknowledged: list[dict] = []  # own messages the server stored and broadcast
         self.received: list[dict] = []  # every "message" frame seen
 
@@ -55,7 +56,7 @@ class ChatClient:
         history = await self.next_frame(timeout)
         if history.get("type") != "history":
             raise AssertionError(f"expected history, got {history}")
-        self.worker_pid = history["worker_pid"]
+        self.worker_pid, self.server = history["worker_pid"], history["server"]
         return history
 
     async def reconnect(self, within: float = 30) -> float:

@@ -87,7 +87,7 @@ class DockerStack(PublishedURLs):
             chown_tree(self.dir, *owner)
         self.project = f"ct-{uuid.uuid4().hex[:8]}"
         self.files = list(files)
-        self.http_port, self.django_port = free_port(), free_port()
+        self.http_port = free_port()
         self.mysql_port, self.redis_port = free_port(), free_port()
         # Test only: MySQL and Redis on loopback, so tests can read rows and Redis keys.
         self.test_override = self.tmp / "test-ports.yml"
@@ -111,8 +111,23 @@ class DockerStack(PublishedURLs):
         return {
             **os.environ,
             "NGINX_PUBLISHED_PORT": str(self.http_port),
-            "DJANGO_PUBLISHED_PORT": str(self.django_port),
+            # Docker picks a free port for each django replica (`docker compose port`).
+            "DJANGO_PUBLISHED_PORT": "0",
         }
+
+    @property
+    def django_port(self) -> int:
+        """The host port of the first django replica's debugging port."""
+        return self.django_ports()[0]
+
+    def django_ports(self) -> list[int]:
+        """The debugging port of every django replica, as `docker compose port` prints it."""
+        target = str(self.config()["services"]["django"]["ports"][0]["target"])
+        ports = []
+        for index in range(1, len(self.compose("ps", "-q", "django").stdout.split()) + 1):
+            address = self.compose("port", "--index", str(index), "django", target).stdout
+            ports.append(int(address.strip().rsplit(":", 1)[1]))
+        return ports
 
     def compose(
         self,
@@ -206,12 +221,16 @@ class DockerStack(PublishedURLs):
         return json.loads(self.compose("config", "--format", "json").stdout)
 
     def container(self, service: str) -> dict:
-        """`docker inspect` of the service's container."""
+        """`docker inspect` of the service's (first) container."""
         ids = self.compose("ps", "-a", "-q", service).stdout.split()
         if not ids:
             raise DockerError(f"no container for service {service!r}")
+        return self.inspect(ids[0])
+
+    @staticmethod
+    def inspect(container: str) -> dict:
         inspected = subprocess.run(
-            ["docker", "inspect", ids[0]], capture_output=True, text=True, check=True
+            ["docker", "inspect", container], capture_output=True, text=True, check=True
         )
         return json.loads(inspected.stdout)[0]
 

@@ -378,6 +378,9 @@ class NativeStack(PublishedURLs):
             DJANGO_HOST=LOCALHOST,
             DJANGO_PORT=str(self.django_port),
             STATIC_ROOT=str(self.static_root),
+            # The image derives it from resolv.conf; nginx never asks it here, since
+            # DJANGO_HOST is an address, not a name.
+            NGINX_LOCAL_RESOLVERS=LOCALHOST,
         )
         for name, template in templates:
             if name.endswith(".template"):

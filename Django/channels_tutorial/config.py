@@ -50,7 +50,15 @@ class Settings(BaseSettings):
     mysql_host: str = "mysql"
     mysql_port: int = 3306
 
-    redis_url: str = "redis://redis:6379/0"
+    # One URL, or several separated by commas: channels-redis then spreads channels and
+    # groups over them by consistent hashing (every worker must list the same URLs in the
+    # same order). Redis Cluster is not supported by channels-redis (docs/scaling.md).
+    redis_url: CommaList = ["redis://redis:6379/0"]
+    # Redis behind Sentinels (docker-compose.sentinel.yml): "host:port" of each Sentinel,
+    # comma-separated. When set, the layer asks them for REDIS_SENTINEL_MASTER's current
+    # primary, and REDIS_URL is not used.
+    redis_sentinels: CommaList = []
+    redis_sentinel_master: str = "mymaster"
     # Passed to Redis as connection options, never spliced into the URL, so any
     # character works in a password.
     redis_username: str | None = None
@@ -77,7 +85,9 @@ class Settings(BaseSettings):
     secure_hsts_include_subdomains: bool = True
     secure_hsts_preload: bool = True
 
-    @field_validator("allowed_hosts", "csrf_trusted_origins", mode="before")
+    @field_validator(
+        "allowed_hosts", "csrf_trusted_origins", "redis_url", "redis_sentinels", mode="before"
+    )
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
@@ -86,9 +96,23 @@ class Settings(BaseSettings):
 
     @field_validator("redis_url")
     @classmethod
-    def _redis_scheme(cls, value: str) -> str:
-        if urlsplit(value).scheme not in {"redis", "rediss", "unix"}:
-            raise ValueError("REDIS_URL must start with redis://, rediss:// or unix://")
+    def _redis_scheme(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if urlsplit(url).scheme not in {"redis", "rediss", "unix"}:
+                raise ValueError(
+                    f"{url!r}: each URL must start with redis://, rediss:// or unix://"
+                )
+        if not value:
+            raise ValueError("REDIS_URL names no Redis")
+        return value
+
+    @field_validator("redis_sentinels")
+    @classmethod
+    def _host_and_port(cls, value: list[str]) -> list[str]:
+        for address in value:
+            host, _, port = address.rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"{address!r}: each Sentinel must be host:port")
         return value
 
     @model_validator(mode="after")
@@ -98,9 +122,21 @@ class Settings(BaseSettings):
         return self
 
     @property
-    def redis_connection(self) -> dict:
-        """One channels-redis host: REDIS_URL, plus REDIS_USERNAME and REDIS_PASSWORD (from
-        Redis/.redis.env) as redis-py connection options where they are set."""
+    def redis_hosts(self) -> list[dict]:
+        """channels-redis's hosts: one per REDIS_URL, or the Sentinel-managed primary;
+        REDIS_USERNAME and REDIS_PASSWORD (from Redis/.redis.env) as redis-py connection
+        options where they are set (for Sentinels too)."""
         password = self.redis_password.get_secret_value() if self.redis_password else ""
         options = {"username": self.redis_username, "password": password or None}
-        return {"address": self.redis_url, **{k: v for k, v in options.items() if v}}
+        options = {k: v for k, v in options.items() if v}
+        if self.redis_sentinels:
+            sentinels = [tuple(a.rsplit(":", 1)) for a in self.redis_sentinels]
+            return [
+                {
+                    "sentinels": [(host, int(port)) for host, port in sentinels],
+                    "master_name": self.redis_sentinel_master,
+                    "sentinel_kwargs": options,
+                    **options,
+                }
+            ]
+        return [{"address": url, **options} for url in self.redis_url]

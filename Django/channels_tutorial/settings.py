@@ -107,7 +107,7 @@ CHANNEL_LAYERS = {
         "CONFIG": {
             "hosts": [
                 {
-                    **env.redis_connection,
+                    **host,
                     # channels-redis waits up to 5 s in BZPOPMIN (brpop_timeout) and
                     # redis-py 8 gives up reading after 5 s by default: on a busy worker
                     # the reply loses that race and the socket closes for nothing.
@@ -117,6 +117,7 @@ CHANNEL_LAYERS = {
                     # and sockets fail with "Too many connections". Redis allows 10000.
                     "max_connections": 1000,
                 }
+                for host in env.redis_hosts
             ],
             **(
                 {"capacity": env.channel_capacity, "expiry": env.channel_expiry}

@@ -1,4 +1,5 @@
 import os
+import socket
 
 from pydantic import ValidationError
 
@@ -35,8 +36,16 @@ class ChatConsumer(JsonConsumer):
         await self.join(self.group)
         await self.accept()
         history = await services.aroom_history(room=self.room)
-        # The worker's PID shows which Uvicorn process holds this socket.
-        await self.send_json({"type": "history", "messages": history, "worker_pid": os.getpid()})
+        # Which server (the container's host name when replicated) and which of its
+        # Uvicorn processes hold this socket.
+        await self.send_json(
+            {
+                "type": "history",
+                "messages": history,
+                "server": socket.gethostname(),
+                "worker_pid": os.getpid(),
+            }
+        )
 
     async def on_message(self, content):
         try:

@@ -1,6 +1,7 @@
 """What the landing page and /api/status report about the stack that served a request."""
 
 import os
+import socket
 from importlib.metadata import version
 
 from . import checks
@@ -25,6 +26,7 @@ async def stack_status(request) -> dict:
     results = await checks.readiness()
     return {
         "ok": all(result.ok for result in results.values()),
+        "server": socket.gethostname(),
         "worker_pid": os.getpid(),
         "request": request_path(request),
         "versions": {name: version(name) for name in PACKAGES},

@@ -57,7 +57,9 @@ def redis_server(*args: str, client: dict):
 
 async def round_trip(settings: Settings) -> dict:
     """A message through the channel layer built from `settings`, as settings.py does."""
-    layer = RedisChannelLayer(hosts=[{**settings.redis_connection, "socket_timeout": 15}])
+    layer = RedisChannelLayer(
+        hosts=[{**host, "socket_timeout": 15} for host in settings.redis_hosts]
+    )
     try:
         channel = await layer.new_channel()
         await layer.send(channel, {"type": "hello"})
@@ -76,7 +78,7 @@ def test_a_password_with_url_delimiters():
         "--port", str(port), "--requirepass", PASSWORD, client={"port": port, "password": PASSWORD}
     ):
         configured = settings(f"redis://127.0.0.1:{port}/0", redis_password=PASSWORD)
-        assert PASSWORD not in configured.redis_url
+        assert PASSWORD not in str(configured.redis_url)
         assert asyncio.run(round_trip(configured)) == {"type": "hello"}
         wrong = settings(f"redis://127.0.0.1:{port}/0", redis_password="wrong")
         with pytest.raises(redis.AuthenticationError):

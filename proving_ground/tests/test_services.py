@@ -91,3 +91,37 @@ def test_wait_for_db_stops_at_once_when_mysql_refuses_the_credentials(stack):
     assert result.returncode == 1
     assert "the database refuses MYSQL_USER/MYSQL_PASSWORD" in result.stderr
     assert "retrying" not in result.stderr
+
+
+def _migrate_locked(stack, timeout: int) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "manage.py", "migrate_locked", "--timeout", str(timeout)],
+        cwd=ROOT / "Django",
+        env={**stack.django_env(), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_replicas_migrate_one_at_a_time_under_a_mysql_lock(stack):
+    # Another replica's session holds the lock: this one waits, then gives up with a
+    # clear error; once the lock is free it migrates (entrypoint.sh runs it).
+    from core.management.commands.migrate_locked import LOCK_NAME
+
+    other = mysql_connection(stack)
+    try:
+        cursor = other.cursor()
+        cursor.execute("SELECT GET_LOCK(%s, 0)", [LOCK_NAME])
+        assert cursor.fetchone() == (1,)
+        waited = _migrate_locked(stack, timeout=1)
+        assert waited.returncode == 1
+        assert "another process still migrates after 1s" in waited.stderr
+        cursor.execute("SELECT RELEASE_LOCK(%s)", [LOCK_NAME])
+        done = _migrate_locked(stack, timeout=1)
+        assert done.returncode == 0, done.stderr
+        assert "No migrations to apply" in done.stdout
+        cursor.execute("SELECT IS_FREE_LOCK(%s)", [LOCK_NAME])
+        assert cursor.fetchone() == (1,), "the lock outlived the command"
+    finally:
+        other.close()

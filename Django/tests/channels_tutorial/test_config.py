@@ -17,6 +17,7 @@ def environ(monkeypatch):
     for key in [
         "ALLOWED_HOSTS",
         "REDIS_URL",
+        "REDIS_SENTINELS",
         "REDIS_USERNAME",
         "REDIS_PASSWORD",
         "DEBUG",
@@ -42,14 +43,42 @@ def test_debug_is_off_unless_set(environ):
 
 def test_redis_credentials_are_connection_options_not_part_of_the_url(environ):
     environ.setenv("REDIS_URL", "redis://redis:6379/0")
-    assert Settings().redis_connection == {"address": "redis://redis:6379/0"}
+    assert Settings().redis_hosts == [{"address": "redis://redis:6379/0"}]
     environ.setenv("REDIS_PASSWORD", "p@ss/w#rd:")
     environ.setenv("REDIS_USERNAME", "chat")
-    assert Settings().redis_connection == {
-        "address": "redis://redis:6379/0",
-        "username": "chat",
-        "password": "p@ss/w#rd:",
-    }
+    assert Settings().redis_hosts == [
+        {"address": "redis://redis:6379/0", "username": "chat", "password": "p@ss/w#rd:"}
+    ]
+
+
+def test_several_redis_urls_are_shards_in_their_order(environ):
+    environ.setenv("REDIS_URL", "redis://redis-1:6379/0, redis://redis-2:6379/0")
+    environ.setenv("REDIS_PASSWORD", "pw")
+    assert Settings().redis_hosts == [
+        {"address": "redis://redis-1:6379/0", "password": "pw"},
+        {"address": "redis://redis-2:6379/0", "password": "pw"},
+    ]
+
+
+def test_sentinels_replace_the_url_and_get_the_credentials_too(environ):
+    environ.setenv("REDIS_SENTINELS", "sentinel-1:26379,sentinel-2:26379")
+    environ.setenv("REDIS_SENTINEL_MASTER", "chat")
+    environ.setenv("REDIS_PASSWORD", "pw")
+    assert Settings().redis_hosts == [
+        {
+            "sentinels": [("sentinel-1", 26379), ("sentinel-2", 26379)],
+            "master_name": "chat",
+            "sentinel_kwargs": {"password": "pw"},
+            "password": "pw",
+        }
+    ]
+
+
+@pytest.mark.parametrize("value", ["sentinel-1", "sentinel-1:port", ":26379"])
+def test_a_sentinel_without_host_and_port_is_named(environ, value):
+    environ.setenv("REDIS_SENTINELS", value)
+    with pytest.raises(ValidationError, match="each Sentinel must be host:port"):
+        Settings()
 
 
 def test_debug_endpoints_follow_debug_unless_set(environ):
@@ -66,9 +95,16 @@ def test_missing_secret_key_is_named(environ):
         Settings()
 
 
-def test_redis_url_must_be_a_redis_url(environ):
-    environ.setenv("REDIS_URL", "http://redis:6379")
-    with pytest.raises(ValidationError, match="REDIS_URL"):
+@pytest.mark.parametrize("value", ["http://redis:6379", "redis://a:6379,http://b:6379"])
+def test_redis_url_must_be_redis_urls(environ, value):
+    environ.setenv("REDIS_URL", value)
+    with pytest.raises(ValidationError, match="each URL must start with redis://"):
+        Settings()
+
+
+def test_an_empty_redis_url_is_refused(environ):
+    environ.setenv("REDIS_URL", " , ")
+    with pytest.raises(ValidationError, match="REDIS_URL names no Redis"):
         Settings()
 
 

@@ -1,3 +1,6 @@
+import os
+import socket
+
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
@@ -27,6 +30,7 @@ async def test_history_on_connect_is_the_last_fifty_oldest_first():
     communicator, history = await joined()
     assert history["type"] == "history"
     assert [m["text"] for m in history["messages"]] == [f"m{n}" for n in range(5, 55)]
+    assert (history["server"], history["worker_pid"]) == (socket.gethostname(), os.getpid())
     await communicator.disconnect()
 
 
