@@ -6,7 +6,7 @@ VENV := $(CURDIR)/.venv
 INSTALL := VIRTUAL_ENV=$(VENV) $(POETRY)
 PYTHON := $(VENV)/bin/python
 
-.PHONY: deps native test test-unit test-stack test-docker lock faults soak prod-env bench bench-full bench-tune
+.PHONY: deps native test test-unit test-stack test-docker lock faults soak prod-env bench bench-full bench-tune bench-scale
 
 ## Install the locked environments into .venv: the proving ground's tools, then Django's
 ## dependencies and unit-test tools (last, so the app's pins win where both name a package).
@@ -53,6 +53,11 @@ bench-full:
 ## The sweep the defaults come from: workers, compression, layer, capacity (about 8 min).
 bench-tune:
 	$(PYTHON) -m proving_ground.bench --mode tune
+
+## Scale-out figures: upstream keepalive's cost, and the ladder's rungs in containers
+## (one container, replicas, sharded Redis, Sentinel with a failover); about 12 min.
+bench-scale:
+	$(PYTHON) -m proving_ground.scale
 
 ## Write the production env files (*.prod, never committed) with random secrets.
 prod-env:

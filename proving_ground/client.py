@@ -44,6 +44,7 @@ class ChatClient:
         self.socket = None
         self.worker_pid: int | None = None
         self.server: str | None = None  # the host name of the replica holding the socket
+        self.last_history: dict | None = None
         self.acknowledged: list[dict] = []  # own messages the server stored and broadcast
         self.received: list[dict] = []  # every "message" frame seen
 
@@ -57,6 +58,7 @@ class ChatClient:
         if history.get("type") != "history":
             raise AssertionError(f"expected history, got {history}")
         self.worker_pid, self.server = history["worker_pid"], history["server"]
+        self.last_history = history
         return history
 
     async def reconnect(self, within: float = 30) -> float:

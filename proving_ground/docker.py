@@ -79,6 +79,7 @@ class DockerStack(PublishedURLs):
         self,
         files: tuple[str, ...] = (COMPOSE_FILE.name,),
         owner: tuple[int, int] | None = None,
+        django_environment: dict[str, str] | None = None,
     ) -> None:
         require_docker()
         self.tmp = Path(tempfile.mkdtemp(prefix="channels-docker-"))
@@ -97,6 +98,11 @@ class DockerStack(PublishedURLs):
                     "services": {
                         "mysql": {"ports": [self._port(3306, self.mysql_port)]},
                         "redis": {"ports": [self._port(6379, self.redis_port)]},
+                        **(
+                            {"django": {"environment": django_environment}}
+                            if django_environment
+                            else {}
+                        ),
                     }
                 }
             )

@@ -300,6 +300,41 @@ async def gunicorn_sigterm(stack: NativeStack, outcome: Outcome) -> None:
     )
 
 
+async def redis_primary_killed(stack, outcome: Outcome) -> None:
+    """Redis behind Sentinels (a DockerStack of docker-compose.sentinel.yml): the primary
+    is killed, the Sentinels promote the replica. Sockets that were using the lost
+    primary close and reconnect; broadcasts flow again without restarting Django."""
+    name = room()
+    clients = []
+    for _ in range(3):
+        clients += await clients_on_distinct_workers(stack, name)
+    await everyone_hears(clients[0], clients[1:], "before the failover")
+    stack.compose("kill", "redis")
+    killed, closed, attempt = time.monotonic(), 0, 0
+    while True:  # until one message reaches every socket
+        attempt += 1
+        for client in clients:
+            if not client.is_open:
+                closed += 1
+                await client.reconnect(within=60)
+        try:
+            sender = clients[attempt % len(clients)]
+            others = [client for client in clients if client is not sender]
+            await everyone_hears(sender, others, f"after the failover ({attempt})")
+            break
+        except (websockets.ConnectionClosed, TimeoutError, AssertionError):
+            assert time.monotonic() - killed < 90, "broadcasts did not come back in 90 s"
+    outcome.recovery_s = time.monotonic() - killed
+    primary = stack.exec(
+        "sentinel", "redis-cli", "-p", "26379", "sentinel", "get-master-addr-by-name", "mymaster"
+    ).stdout.split()
+    await finish(outcome, clients)
+    outcome.detail = (
+        f"primary now {primary[0]}; {closed} of {len(clients)} sockets closed and"
+        " reconnected; broadcasts flow"
+    )
+
+
 FAULTS = [mysql_late, redis_restart, redis_flushed, worker_killed, mysql_restart, gunicorn_sigterm]
 
 

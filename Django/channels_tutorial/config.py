@@ -31,8 +31,15 @@ class Settings(BaseSettings):
     """Everything settings.py needs. Unknown variables are ignored, missing ones are named."""
 
     # Secrets may also come as files named after the fields (secret_key, mysql_password,
-    # redis_password) in SECRETS_DIR, e.g. Docker secrets in /run/secrets.
+    # redis_password) in SECRETS_DIR, e.g. Docker secrets in /run/secrets. A file there
+    # wins over the environment, whose env files carry development values.
     model_config = SettingsConfigDict(extra="ignore")
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
+    ):
+        return init_settings, file_secret_settings, env_settings, dotenv_settings
 
     environment: Literal["development", "production"] = "development"
     debug: bool = False

@@ -25,11 +25,13 @@ def servers_over_http(stack, requests: int = 30) -> set[str]:
     }
 
 
-async def sockets_on_every_replica(stack, room: str, replicas: set[str]) -> list[ChatClient]:
+async def sockets_on_every_replica(
+    stack, room: str, replicas: set[str], origin: str | None = None
+) -> list[ChatClient]:
     """Chat sockets through nginx until each replica holds one; the spares are closed."""
     chosen: dict[str, ChatClient] = {}
     for attempt in range(60):
-        client = ChatClient(stack.http_url, room, f"user{attempt}")
+        client = ChatClient(stack.http_url, room, f"user{attempt}", origin=origin)
         await client.connect()
         if client.server in chosen:
             await client.close()

@@ -75,17 +75,20 @@ def test_a_missing_secret_key_is_named():
 
 
 def test_secrets_can_come_from_a_secrets_dir(tmp_path):
+    # A secret file wins over the variable (docker-stack.yml: the env files still carry
+    # the development key).
     (tmp_path / "secret_key").write_text(secrets.token_urlsafe(50))
-    result = manage("check", "--deploy", SECRETS_DIR=str(tmp_path), SECRET_KEY="django-insecure-x")
-    # Environment variables win over secret files, as in pydantic-settings.
-    assert result.returncode == 1 and "development key" in result.stderr
-    env = {k: v for k, v in SAFE.items() if k != "SECRET_KEY"}
+    env = {**SAFE, "SECRET_KEY": "django-insecure-x", "SECRETS_DIR": str(tmp_path)}
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=PROJECT,
         capture_output=True,
         text=True,
         timeout=60,
-        env={"PATH": os.environ["PATH"], **env, "SECRETS_DIR": str(tmp_path)},
+        env={"PATH": os.environ["PATH"], **env},
     )
     assert result.returncode == 0, result.stderr
+    # Without the file, the variable answers, and the guard refuses the development key.
+    (tmp_path / "secret_key").unlink()
+    result = manage("check", "--deploy", SECRETS_DIR=str(tmp_path), SECRET_KEY="django-insecure-x")
+    assert result.returncode == 1 and "development key" in result.stderr

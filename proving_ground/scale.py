@@ -1,0 +1,164 @@
+"""Scale-out figures on this machine: what nginx's per-request DNS costs (no upstream
+keepalive), and the ladder's rungs in containers, each with one broadcast load.
+
+    make bench-scale     # about 12 minutes; prints the tables docs/scaling.md quotes
+
+Every rung runs the same load (RECEIVERS sockets through nginx, MESSAGES broadcasts as
+fast as one sender can send) on the development images with DEBUG off, and differs from
+the first rung only in what its name says. The Sentinel rung then kills the Redis primary
+and reports the failover."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import sys
+import time
+
+from . import bench, faults
+from .compose import COMPOSE_FILE
+from .docker import DockerStack
+from .machine import host
+from .native import LOCALHOST, NativeStack
+
+RECEIVERS = 200
+MESSAGES = 50
+# DEBUG off as in production; the echo socket (the broadcast load) stays on.
+ENV = {"DEBUG": "0", **{k: v for k, v in bench.BENCH_ENV.items() if k != "PYTHONPATH"}}
+LADDER = {
+    "1 container, 3 workers": ((), 1, {"WEB_CONCURRENCY": "3"}),
+    "3 replicas, 1 worker each": ((), 3, {"WEB_CONCURRENCY": "1"}),
+    "3 replicas, Redis in 2 shards": (("docker-compose.sharded.yml",), 3, {"WEB_CONCURRENCY": "1"}),
+    "3 replicas, Redis with Sentinel": (
+        ("docker-compose.sentinel.yml",),
+        3,
+        {"WEB_CONCURRENCY": "1"},
+    ),
+}
+KEEPALIVE_UPSTREAM = """
+upstream django_keepalive {
+    server %s;
+    keepalive 32;
+    keepalive_timeout 60s;
+}
+"""
+
+
+class KeepaliveStack(NativeStack):
+    """The native stack with nginx's former upstream block (keepalive 32) instead of
+    per-request resolving: the one difference the keepalive comparison measures."""
+
+    def write_nginx_config(self):
+        main = super().write_nginx_config()
+        site = main.parent / "conf.d" / "default.conf"
+        text = site.read_text()
+        target = f"{LOCALHOST}:{self.django_port}"
+        text, count = re.subn(
+            r"proxy_pass http://\$django_upstream;", "proxy_pass http://django_keepalive;", text
+        )
+        if not count:
+            raise RuntimeError("the template's proxy_pass changed; update KeepaliveStack")
+        site.write_text(KEEPALIVE_UPSTREAM % target + text)
+        return main
+
+
+def keepalive(seconds: int, runs: int) -> list[tuple]:
+    rows = []
+    for name, cls in (
+        ("per-request DNS (shipped)", NativeStack),
+        ("upstream keepalive", KeepaliveStack),
+    ):
+        with cls(django_env=ENV) as stack:
+            bench.wrk(stack.http_url + "/api/ping", 1)  # warm-up
+            result, notes = bench.median_run(
+                runs, stack, bench.wrk, stack.http_url + "/api/ping", seconds
+            )
+        rate, p50, p99, _ = result
+        rows.append((name, rate, p50, p99, notes.get("nginx cores"), notes.get("django cores")))
+    return rows
+
+
+def redis_cpu(stack: DockerStack, services: list[str]) -> float:
+    total = 0.0
+    for service in services:
+        info = stack.exec(service, "redis-cli", "info", "cpu").stdout
+        total += sum(float(v) for v in re.findall(r"used_cpu_(?:sys|user):([\d.]+)", info))
+    return total
+
+
+def rung(name: str) -> dict:
+    files, replicas, env = LADDER[name]
+    stack = DockerStack(files=(COMPOSE_FILE.name, *files), django_environment={**ENV, **env})
+    with stack:
+        if replicas > 1:
+            stack.compose("up", "-d", "--wait", "--scale", f"django={replicas}")
+        services = [s for s in stack.config()["services"] if re.fullmatch(r"redis(-\d+)?", s)]
+        bench.broadcast(stack.http_url, stack.http_url, 20, 5, None)  # warm-up
+        before, start = redis_cpu(stack, services), time.monotonic()
+        rate, p50, p99, _, dropped, _ = bench.broadcast(
+            stack.http_url, stack.http_url, RECEIVERS, MESSAGES, None
+        )
+        redis_cores = (redis_cpu(stack, services) - before) / (time.monotonic() - start)
+        row = {
+            "rung": name,
+            "deliveries/s": round(rate),
+            "per worker": round(rate / (replicas * int(env["WEB_CONCURRENCY"]))),
+            "p50 ms": round(p50, 1),
+            "p99 ms": round(p99, 1),
+            "Redis cores": round(redis_cores, 3),
+            "dropped": dropped,
+        }
+        if "sentinel" in name.lower():
+            outcome = asyncio.run(faults.run(faults.redis_primary_killed, stack, "fault"))
+            row["failover"] = (
+                f"{outcome.recovery_s:.1f} s until broadcasts flow; {outcome.detail};"
+                f" acknowledged {len(outcome.acknowledged)}, stored {outcome.stored}"
+                if outcome.survived
+                else f"FAILED: {outcome.detail}"
+            )
+    return row
+
+
+def table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join("-" if v is None else str(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=5, help="per keepalive run")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--rungs", nargs="*", default=list(LADDER), choices=list(LADDER))
+    args = parser.parse_args()
+    print("machine:", json.dumps(host()))
+    started = time.monotonic()
+    ka = keepalive(args.seconds, args.runs)
+    print(
+        f"\nHTTP through nginx to /api/ping (wrk, 50 connections, {args.seconds} s,"
+        f" median of {args.runs}); the only difference: how nginx reaches Django\n"
+    )
+    print(
+        table(
+            ["nginx to Django", "requests/s", "p50 ms", "p99 ms", "nginx cores", "Django cores"],
+            [[n, round(r), round(a, 2), round(b, 2), c, d] for n, r, a, b, c, d in ka],
+        )
+    )
+    rows = [rung(name) for name in args.rungs]
+    print(
+        f"\nBroadcast in containers: {RECEIVERS} sockets through nginx, {MESSAGES} messages"
+        " sent as fast as one sender can; each rung differs from the first only as named\n"
+    )
+    header = ["rung", "deliveries/s", "per worker", "p50 ms", "p99 ms", "Redis cores", "dropped"]
+    print(table(header, [[row[h] for h in header] for row in rows]))
+    for row in rows:
+        if "failover" in row:
+            print(f"\nSentinel failover (primary killed under {row['rung']}): {row['failover']}")
+    print(f"\nfinished in {time.monotonic() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,192 @@
+"""The Swarm stack (docker-stack.yml) on a single-node swarm, for the Docker suite.
+
+A SwarmStack copies the repository (as DockerStack does), writes the production env
+files, builds the production image with Compose, creates the stack's Swarm secrets,
+and deploys the copy under a stack name of its own on a free host port. The swarm is
+initialised on 127.0.0.1 when the engine is not in one, and left again afterwards."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import yaml
+
+from .docker import DockerError, copy_repository, require_docker, write_prod_env
+from .native import PublishedURLs, free_port
+
+STACK_FILE = "docker-stack.yml"
+PROD_FILES = ["docker-compose.yml", "docker-compose.prod.yml"]
+# The host name the production settings are told to allow.
+HOST = "localhost"
+
+
+def docker(*args: str, check: bool = True, timeout: float = 300, **kwargs):
+    result = subprocess.run(
+        ["docker", *args], capture_output=True, text=True, timeout=timeout, **kwargs
+    )
+    if check and result.returncode:
+        raise DockerError(f"docker {' '.join(args)} exited {result.returncode}: {result.stderr}")
+    return result
+
+
+class SwarmStack(PublishedURLs):
+    def __init__(self, replicas: int = 3) -> None:
+        require_docker()
+        self.tmp = Path(tempfile.mkdtemp(prefix="channels-swarm-"))
+        self.dir = copy_repository(self.tmp / "repo")
+        self.name = f"ct{uuid.uuid4().hex[:8]}"
+        self.image = f"{self.name}-django:production"
+        self.replicas = replicas
+        self.http_port = free_port()
+        self.joined_swarm = False
+        self.secrets: list[str] = []
+
+    @property
+    def django_port(self) -> int:
+        raise DockerError("the swarm stack publishes nginx only")
+
+    def env(self) -> dict[str, str]:
+        # Not the test process's environment: the Docker CLI fills a stack file's empty
+        # values from it (and the unit-test settings export development credentials).
+        keep = ("PATH", "HOME", "DOCKER_HOST", "DOCKER_CONFIG", "DOCKER_BUILDKIT")
+        return {
+            **{key: os.environ[key] for key in keep if key in os.environ},
+            "DJANGO_IMAGE": self.image,
+            "DJANGO_REPLICAS": str(self.replicas),
+            "NGINX_PUBLISHED_PORT": str(self.http_port),
+        }
+
+    # -- lifecycle -------------------------------------------------------------------
+    def __enter__(self) -> SwarmStack:
+        try:
+            self.deploy()
+            self.wait_healthy()
+        except BaseException:
+            self.remove()
+            raise
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.remove()
+
+    def deploy(self) -> None:
+        state = docker("info", "--format", "{{.Swarm.LocalNodeState}}").stdout.strip()
+        if state != "active":
+            docker("swarm", "init", "--advertise-addr", "127.0.0.1")
+            self.joined_swarm = True
+        write_prod_env(self.dir)
+        prod = self.dir / "Django/.env.django.prod"
+        prod.write_text(
+            re.sub(r"(?m)^ALLOWED_HOSTS=.*$", f"ALLOWED_HOSTS={HOST}", prod.read_text())
+        )
+        compose = ["docker", "compose", "-p", self.name]
+        for name in PROD_FILES:
+            compose += ["-f", name]
+        subprocess.run(
+            [*compose, "build", "django"],
+            cwd=self.dir,
+            env={**self.env(), "COMPOSE_PROJECT_NAME": self.name},
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=600,
+        )
+        for name in self.secret_names():
+            existing = docker("secret", "inspect", name, check=False)
+            if existing.returncode:  # the stack's external secrets, created as the docs say
+                docker("secret", "create", name, "-", input=secrets.token_hex(32))
+                self.secrets.append(name)
+        self.stack_deploy()
+
+    def stack_deploy(self) -> None:
+        docker(
+            "stack",
+            "deploy",
+            "--detach=true",
+            "-c",
+            STACK_FILE,
+            self.name,
+            cwd=self.dir,
+            env=self.env(),
+        )
+
+    def secret_names(self) -> list[str]:
+        spec = yaml.safe_load((self.dir / STACK_FILE).read_text())
+        return sorted(spec["secrets"])
+
+    def remove(self) -> None:
+        docker("stack", "rm", self.name, check=False)
+        deadline = time.monotonic() + 120
+        while self.containers(all_states=True) and time.monotonic() < deadline:
+            time.sleep(1)
+        while docker("network", "inspect", f"{self.name}_default", check=False).returncode == 0:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        volumes = docker(
+            "volume",
+            "ls",
+            "-q",
+            "--filter",
+            f"label=com.docker.stack.namespace={self.name}",
+            check=False,
+        ).stdout.split()
+        if volumes:
+            docker("volume", "rm", "-f", *volumes, check=False)
+        for name in self.secrets:
+            docker("secret", "rm", name, check=False)
+        docker("image", "rm", "-f", self.image, check=False)
+        if self.joined_swarm:
+            docker("swarm", "leave", "--force", check=False)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # -- what tests look at ------------------------------------------------------------
+    def containers(self, service: str | None = None, all_states: bool = False) -> list[dict]:
+        """`docker inspect` of the stack's containers (of one service)."""
+        label = (
+            f"com.docker.swarm.service.name={self.name}_{service}"
+            if service
+            else (f"com.docker.stack.namespace={self.name}")
+        )
+        ids = docker(
+            "ps", *(["-a"] if all_states else []), "-q", "--filter", f"label={label}", check=False
+        ).stdout.split()
+        if not ids:
+            return []
+        return json.loads(docker("inspect", *ids).stdout)
+
+    def health(self, service: str) -> list[str]:
+        return [
+            c["State"].get("Health", {}).get("Status", "none") for c in self.containers(service)
+        ]
+
+    def wait_healthy(self, timeout: float = 300) -> float:
+        """Seconds until every service has its replicas running and healthy."""
+        start = time.monotonic()
+        wanted = {"nginx": 1, "django": self.replicas, "mysql": 1, "redis": 1}
+        while True:
+            health = {service: self.health(service) for service in wanted}
+            if all(
+                health[s].count("healthy") == n and len(health[s]) == n for s, n in wanted.items()
+            ):
+                return time.monotonic() - start
+            if time.monotonic() - start > timeout:
+                tasks = docker("stack", "ps", "--no-trunc", self.name, check=False).stdout
+                raise DockerError(f"stack not healthy after {timeout}s: {health}\n{tasks}")
+            time.sleep(1)
+
+    def django_hostnames(self) -> set[str]:
+        return {c["Config"]["Hostname"] for c in self.containers("django")}
+
+    def service(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+        """`docker service ARGS` with the django service's full name last."""
+        return docker("service", *args, f"{self.name}_django", timeout=timeout)
