@@ -281,3 +281,21 @@ def test_the_apps_project_lists_only_what_the_container_runs_and_unit_test_tools
     runtime = {re.split(r"[ \[(<>=]", dep)[0] for dep in django["project"]["dependencies"]}
     proving = {re.split(r"[ \[(<>=]", dep)[0] for dep in tools["project"]["dependencies"]}
     assert not runtime & proving, "a package in both projects: one of them is wrong"
+
+
+def test_the_swarm_stack_repeats_the_compose_files_values_exactly():
+
+    stack = yaml.safe_load((ROOT / "docker-stack.yml").read_text())["services"]
+    compose_config = compose.compose_config()["services"]
+    for name in ("nginx", "mysql", "redis"):
+        assert stack[name]["image"] == SERVICES[name].spec["image"]
+    django_env = SERVICES["django"].env()
+    for key in ("DJANGO_PORT", "STATIC_ROOT"):
+        assert str(stack["django"]["environment"][key]) == django_env[key]
+        assert str(stack["nginx"]["environment"][key]) == django_env[key]
+    assert stack["django"]["env_file"][:1] == ["./Django/.env.django"]
+    assert stack["django"]["stop_grace_period"] == compose_config["django"]["stop_grace_period"]
+    # Every service: DNS round robin (no IPVS needed), and nginx's port in host mode.
+    assert {s["deploy"]["endpoint_mode"] for s in stack.values()} == {"dnsrr"}
+    assert [p["mode"] for p in stack["nginx"]["ports"]] == ["host"]
+    assert stack["django"]["deploy"]["update_config"]["order"] == "start-first"
