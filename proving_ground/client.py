@@ -117,3 +117,42 @@ class ChatClient:
     async def close(self) -> None:
         if self.socket is not None:
             await self.socket.close()
+
+
+async def chat_steadily(client: ChatClient, stop, log: dict, limit: int = 45) -> None:
+    """Send a message a second until `stop` is set (or `limit` are sent: a room's history
+    shows its last 50); on a closed socket reconnect, as the page does, and check that the
+    history it gets holds every message acknowledged so far. Counts log["reconnects"]."""
+    await client.connect()
+    n = 0
+    while not stop.is_set() and n < limit:
+        try:
+            await client.say(f"{client.nickname} {n}", timeout=10)
+            n += 1
+            await asyncio.sleep(1)
+        except (websockets.ConnectionClosed, TimeoutError):
+            log["reconnects"] += 1
+            await client.reconnect(within=60)
+            history = {m["id"] for m in client.last_history["messages"]}
+            missing = {m["id"] for m in client.acknowledged} - history
+            assert not missing, f"acknowledged but not in the history: {missing}"
+
+
+async def one_per_server(
+    base_url: str, room: str, servers: set[str], origin: str | None = None, attempts: int = 60
+) -> list[ChatClient]:
+    """Chat sockets in `room` until each of `servers` (replicas' host names, as the
+    history frame names them) holds one; the spares are closed."""
+    chosen: dict[str, ChatClient] = {}
+    for attempt in range(attempts):
+        client = ChatClient(base_url, room, f"user{attempt}", origin=origin)
+        await client.connect()
+        if client.server in chosen:
+            await client.close()
+        else:
+            chosen[client.server] = client
+        if set(chosen) == servers:
+            return list(chosen.values())
+    raise AssertionError(
+        f"{attempts} sockets reached {sorted(chosen)}, not all of {sorted(servers)}"
+    )

@@ -16,12 +16,15 @@ import json
 import re
 import sys
 import time
+import uuid
 
 from . import bench, faults
+from .client import ChatClient, one_per_server
 from .compose import COMPOSE_FILE
 from .docker import DockerStack
 from .machine import host
 from .native import LOCALHOST, NativeStack
+from .swarm import HOST, SwarmStack, rolling_update, stored_in_history
 
 RECEIVERS = 200
 MESSAGES = 50
@@ -93,7 +96,7 @@ def rung(name: str) -> dict:
     stack = DockerStack(files=(COMPOSE_FILE.name, *files), django_environment={**ENV, **env})
     with stack:
         if replicas > 1:
-            stack.compose("up", "-d", "--wait", "--scale", f"django={replicas}")
+            stack.up("--scale", f"django={replicas}")
         services = [s for s in stack.config()["services"] if re.fullmatch(r"redis(-\d+)?", s)]
         bench.broadcast(stack.http_url, stack.http_url, 20, 5, None)  # warm-up
         before, start = redis_cpu(stack, services), time.monotonic()
@@ -121,6 +124,48 @@ def rung(name: str) -> dict:
     return row
 
 
+def swarm_rung(replicas: int = 3) -> dict:
+    """docker-stack.yml on a single-node swarm: seconds to deploy, to replace a killed
+    task, and for a rolling update while clients chat (what was lost: nothing, or it
+    says so)."""
+    started = time.monotonic()
+    with SwarmStack(replicas=replicas) as swarm:
+        deployed = time.monotonic() - started
+
+        async def measure() -> dict:
+            origin = f"https://{HOST}"
+            name = f"scale-{uuid.uuid4().hex[:8]}"
+            clients = await one_per_server(swarm.http_url, name, swarm.django_hostnames(), origin)
+            swarm.kill_django(clients[0].server)
+            killed = time.monotonic()
+            await asyncio.sleep(2)
+            await asyncio.to_thread(swarm.wait_healthy, 180)
+            replaced = time.monotonic() - killed
+            survivors_open = sum(client.is_open for client in clients[1:])
+            for client in clients:
+                await client.close()
+            chatters = [
+                ChatClient(swarm.http_url, f"{name}-{n}", f"user{n}", origin=origin)
+                for n in range(4)
+            ]
+            update = await rolling_update(swarm, chatters)
+            acknowledged = sum(len(client.acknowledged) for client in chatters)
+            kept = [await stored_in_history(swarm, client, origin) for client in chatters]
+            for client in chatters:
+                await client.close()
+            return {
+                "deploy s": round(deployed),
+                "killed task replaced s": round(replaced, 1),
+                "other sockets open": f"{survivors_open} of {len(clients) - 1}",
+                "rolling update s": round(update["seconds"]),
+                "reconnects": update["reconnects"],
+                "acknowledged": acknowledged,
+                "lost": "none" if all(kept) else "SOME",
+            }
+
+        return asyncio.run(measure())
+
+
 def table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join("-" if v is None else str(v) for v in row) + " |" for row in rows]
@@ -131,6 +176,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=5, help="per keepalive run")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--no-swarm", dest="swarm", action="store_false")
     parser.add_argument("--rungs", nargs="*", default=list(LADDER), choices=list(LADDER))
     args = parser.parse_args()
     print("machine:", json.dumps(host()))
@@ -146,7 +192,11 @@ def main() -> int:
             [[n, round(r), round(a, 2), round(b, 2), c, d] for n, r, a, b, c, d in ka],
         )
     )
-    rows = [rung(name) for name in args.rungs]
+    rows = []
+    for name in args.rungs:
+        rows.append(rung(name))
+        print("rung:", json.dumps(rows[-1]), flush=True)
+    swarm = swarm_rung() if args.swarm else None
     print(
         f"\nBroadcast in containers: {RECEIVERS} sockets through nginx, {MESSAGES} messages"
         " sent as fast as one sender can; each rung differs from the first only as named\n"
@@ -156,6 +206,13 @@ def main() -> int:
     for row in rows:
         if "failover" in row:
             print(f"\nSentinel failover (primary killed under {row['rung']}): {row['failover']}")
+    if swarm:
+        print(
+            "\nSwarm (docker-stack.yml, 3 django tasks, one node; deploy includes building the"
+            " production image): the same processes as 3 replicas, so the same broadcast"
+            " figures; what it adds\n"
+        )
+        print(table(list(swarm), [list(swarm.values())]))
     print(f"\nfinished in {time.monotonic() - started:.0f} s")
     return 0
 

@@ -7,6 +7,7 @@ initialised on 127.0.0.1 when the engine is not in one, and left again afterward
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -14,12 +15,14 @@ import secrets
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
 
 import yaml
 
+from .client import ChatClient, chat_steadily
 from .docker import DockerError, copy_repository, require_docker, write_prod_env
 from .native import PublishedURLs, free_port
 
@@ -187,6 +190,37 @@ class SwarmStack(PublishedURLs):
     def django_hostnames(self) -> set[str]:
         return {c["Config"]["Hostname"] for c in self.containers("django")}
 
+    def kill_django(self, hostname: str) -> None:
+        """SIGKILL the django task on `hostname`, as a crash or the OOM killer would."""
+        tasks = [c for c in self.containers("django") if c["Config"]["Hostname"] == hostname]
+        os.kill(tasks[0]["State"]["Pid"], 9)
+
     def service(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
         """`docker service ARGS` with the django service's full name last."""
         return docker("service", *args, f"{self.name}_django", timeout=timeout)
+
+
+async def rolling_update(swarm: SwarmStack, clients: list[ChatClient]) -> dict:
+    """`docker service update --force` of django while `clients` chat steadily (each
+    reconnecting when its task goes); returns the update's seconds and the reconnects."""
+    stop, log = threading.Event(), {"reconnects": 0}
+    started = time.monotonic()
+    update = asyncio.create_task(
+        asyncio.to_thread(swarm.service, "update", "--force", "--detach=false", "--quiet")
+    )
+    talk = asyncio.gather(*(chat_steadily(client, stop, log) for client in clients))
+    await update
+    seconds = time.monotonic() - started
+    await asyncio.sleep(3)  # a few messages on the new tasks
+    stop.set()
+    await talk
+    return {"seconds": seconds, **log}
+
+
+async def stored_in_history(swarm: SwarmStack, client: ChatClient, origin: str) -> bool:
+    """Whether every message `client` had acknowledged is in its room's history, as a
+    fresh socket receives it."""
+    fresh = ChatClient(swarm.http_url, client.room, "reader", origin=origin)
+    history = {m["id"] for m in (await fresh.connect())["messages"]}
+    await fresh.close()
+    return {m["id"] for m in client.acknowledged} <= history

@@ -28,8 +28,7 @@ def production_problems(env: Settings) -> list[str]:
         problems.append("DEBUG is on; set DEBUG=0")
     elif env.debug_endpoints:
         problems.append("DEBUG_ENDPOINTS is on (versions, PIDs, an open echo socket); unset it")
-    # Unset or empty falls back to the development default (localhost): never yours.
-    if not env.allowed_hosts or "allowed_hosts" not in env.model_fields_set:
+    if not env.allowed_hosts:
         problems.append("ALLOWED_HOSTS is empty; list your domain names")
     elif any(host == "*" for host in env.allowed_hosts):
         problems.append("ALLOWED_HOSTS has the wildcard '*'; list your domain names")

@@ -1,12 +1,25 @@
-"""`docker compose up -d --scale django=3` in development: each replica gets its own
-debugging port, and nginx, never restarted, spreads HTTP requests and WebSockets over the
-replicas it finds in Docker's DNS, including ones added or removed after it started."""
+"""`docker compose up -d --scale django=3` in development, from nothing: the replicas
+migrate one at a time, each gets its own debugging port, and nginx, never restarted,
+spreads HTTP requests and WebSockets over the replicas it finds in Docker's DNS,
+including ones removed or added after it started."""
 
 import uuid
 
 import httpx
+import pytest
 
-from proving_ground.client import ChatClient
+from proving_ground.client import ChatClient, one_per_server
+from proving_ground.docker import DockerStack
+
+
+@pytest.fixture(scope="module")
+def replicated():
+    """A fresh development stack (empty volumes), started with three django replicas."""
+    stack = DockerStack()
+    try:
+        yield stack.up("--scale", "django=3")
+    finally:
+        stack.down()
 
 
 def scale(stack, replicas: int) -> None:
@@ -19,63 +32,56 @@ def replica_hostnames(stack) -> set[str]:
 
 
 def servers_over_http(stack, requests: int = 30) -> set[str]:
+    """The replicas that answered `requests` requests through nginx (all must answer)."""
     return {
         httpx.get(stack.http_url + "/api/status", timeout=30).json()["server"]
         for _ in range(requests)
     }
 
 
-async def sockets_on_every_replica(
-    stack, room: str, replicas: set[str], origin: str | None = None
-) -> list[ChatClient]:
-    """Chat sockets through nginx until each replica holds one; the spares are closed."""
-    chosen: dict[str, ChatClient] = {}
-    for attempt in range(60):
-        client = ChatClient(stack.http_url, room, f"user{attempt}", origin=origin)
-        await client.connect()
-        if client.server in chosen:
-            await client.close()
-        else:
-            chosen[client.server] = client
-        if set(chosen) == replicas:
-            return list(chosen.values())
-    raise AssertionError(f"60 sockets reached {sorted(chosen)}, not all of {sorted(replicas)}")
+def test_replicas_started_together_migrated_one_at_a_time(replicated):
+    logs = replicated.compose("logs", "--no-log-prefix", "django").stdout
+    # One replica created the tables; the others waited for its lock, then found none to do.
+    assert logs.count("Applying chat.0001_initial... OK") == 1, logs[-3000:]
+    assert logs.count("No migrations to apply.") == 2, logs[-3000:]
 
 
-async def test_three_replicas_behind_one_nginx_share_the_group(stack):
-    nginx_started = stack.container("nginx")["State"]["StartedAt"]
-    scale(stack, 3)
-    try:
-        replicas = replica_hostnames(stack)
-        assert len(replicas) == 3
-        # No host-port clash: each replica answers on a debugging port of its own.
-        ports = stack.django_ports()
-        assert len(set(ports)) == 3
-        direct = {
-            httpx.get(f"http://127.0.0.1:{port}/api/status", timeout=10).json()["server"]
-            for port in ports
-        }
-        assert direct == replicas
+async def test_three_replicas_behind_one_nginx_share_the_group(replicated):
+    replicas = replica_hostnames(replicated)
+    assert len(replicas) == 3
+    # No host-port clash: each replica answers on a debugging port of its own.
+    ports = replicated.django_ports()
+    assert len(set(ports)) == 3
+    direct = {
+        httpx.get(f"http://127.0.0.1:{port}/api/status", timeout=10).json()["server"]
+        for port in ports
+    }
+    assert direct == replicas
+    assert servers_over_http(replicated) == replicas
+    room = f"replicas-{uuid.uuid4().hex[:10]}"
+    clients = await one_per_server(replicated.http_url, room, replicas)
+    # One group message, sent on one replica, reaches the sockets on all three.
+    sent = await clients[0].say("to every replica")
+    for client in clients[1:]:
+        await client.wait_for(lambda f: f.get("type") == "message" and f["id"] == sent["id"])
+    for client in clients:
+        await client.close()
 
-        # nginx found the two new replicas without a restart, for HTTP and WebSockets.
-        assert servers_over_http(stack) == replicas
-        room = f"replicas-{uuid.uuid4().hex[:10]}"
-        clients = await sockets_on_every_replica(stack, room, replicas)
-        # One group message, sent on one replica, reaches the sockets on all three.
-        sent = await clients[0].say("to every replica")
-        for client in clients[1:]:
-            await client.wait_for(lambda f: f.get("type") == "message" and f["id"] == sent["id"])
-        for client in clients:
-            await client.close()
-    finally:
-        scale(stack, 1)
-    # Removed replicas: every request and socket is still answered, by the one left
-    # (nginx gives up on a removed address after 2 s and tries the next, until its 2 s
-    # cache expires).
-    (remaining,) = replica_hostnames(stack)
-    assert servers_over_http(stack) == {remaining}
-    client = ChatClient(stack.http_url, f"replicas-{uuid.uuid4().hex[:10]}", "after")
+
+async def test_nginx_follows_replicas_removed_and_added_without_a_restart(replicated):
+    nginx_started = replicated.container("nginx")["State"]["StartedAt"]
+    scale(replicated, 1)
+    # Every request and socket is still answered, by the one left: nginx gives up on a
+    # removed address after 2 s and tries the next, until its 2 s cache expires.
+    (remaining,) = replica_hostnames(replicated)
+    assert servers_over_http(replicated) == {remaining}
+    client = ChatClient(replicated.http_url, f"replicas-{uuid.uuid4().hex[:10]}", "after")
     await client.connect()
     assert client.server == remaining
     await client.close()
-    assert stack.container("nginx")["State"]["StartedAt"] == nginx_started
+    # Two new replicas: nginx sends them traffic too.
+    scale(replicated, 3)
+    replicas = replica_hostnames(replicated)
+    assert len(replicas) == 3 and remaining in replicas
+    assert servers_over_http(replicated, requests=60) == replicas
+    assert replicated.container("nginx")["State"]["StartedAt"] == nginx_started

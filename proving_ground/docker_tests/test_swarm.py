@@ -4,19 +4,14 @@ replaced while the others' sockets stay open, and a rolling update loses no ackn
 message."""
 
 import asyncio
-import os
-import threading
-import time
 import uuid
 
 import httpx
 import pytest
 import websockets
 
-from proving_ground.client import ChatClient
-from proving_ground.swarm import HOST, SwarmStack, docker
-
-from .test_replicas import sockets_on_every_replica
+from proving_ground.client import ChatClient, one_per_server
+from proving_ground.swarm import HOST, SwarmStack, docker, rolling_update, stored_in_history
 
 ORIGIN = f"https://{HOST}"
 
@@ -32,8 +27,7 @@ def room() -> str:
 
 
 async def clients_on(swarm, replicas: set[str], name: str) -> list[ChatClient]:
-    clients = await sockets_on_every_replica(swarm, name, replicas, origin=ORIGIN)
-    return clients
+    return await one_per_server(swarm.http_url, name, replicas, origin=ORIGIN)
 
 
 def test_every_replica_is_healthy_and_secrets_are_files(swarm):
@@ -70,10 +64,7 @@ async def test_a_killed_replica_is_replaced_and_the_others_sockets_stay_open(swa
     name = room()
     clients = await clients_on(swarm, swarm.django_hostnames(), name)
     victim, survivors = clients[0], clients[1:]
-    (container,) = [
-        c for c in swarm.containers("django") if c["Config"]["Hostname"] == victim.server
-    ]
-    os.kill(container["State"]["Pid"], 9)  # as a crash or the OOM killer would
+    swarm.kill_django(victim.server)
     with pytest.raises(websockets.ConnectionClosed):
         await victim.wait_for(lambda f: False, timeout=10)
     replaced = await asyncio.to_thread(swarm.wait_healthy, 180)
@@ -88,45 +79,14 @@ async def test_a_killed_replica_is_replaced_and_the_others_sockets_stay_open(swa
         await client.close()
 
 
-async def chatter(client: ChatClient, stop: threading.Event, log: dict) -> None:
-    """Send a message a second; on a closed socket reconnect (as the page does) and check
-    that the history it gets holds every message acknowledged so far."""
-    await client.connect()
-    n = 0
-    while not stop.is_set() and n < 45:  # the history shows the last 50 of a room
-        try:
-            await client.say(f"{client.nickname} {n}", timeout=10)
-            n += 1
-            await asyncio.sleep(1)
-        except (websockets.ConnectionClosed, TimeoutError):
-            log["reconnects"] += 1
-            await client.reconnect(within=60)
-            history = {m["id"] for m in client.last_history["messages"]}
-            missing = {m["id"] for m in client.acknowledged} - history
-            assert not missing, f"acknowledged but not in the history: {missing}"
-
-
 async def test_a_rolling_update_keeps_every_acknowledged_message(swarm):
     before = swarm.django_hostnames()
     clients = [ChatClient(swarm.http_url, room(), f"user{n}", origin=ORIGIN) for n in range(4)]
-    stop, log = threading.Event(), {"reconnects": 0}
-    started = time.monotonic()
-    update = asyncio.create_task(
-        asyncio.to_thread(swarm.service, "update", "--force", "--detach=false", "--quiet")
-    )
-    talk = asyncio.gather(*(chatter(client, stop, log) for client in clients))
-    await update
-    took = time.monotonic() - started
-    await asyncio.sleep(3)  # a few messages on the new tasks
-    stop.set()
-    await talk
+    update = await rolling_update(swarm, clients)
     assert swarm.django_hostnames().isdisjoint(before), "not every task was replaced"
     # Every socket was on a replaced task, so each closed and reconnected at least once.
-    assert log["reconnects"] >= len(clients), log
+    assert update["reconnects"] >= len(clients), update
     for client in clients:
         await client.close()
-        fresh = ChatClient(swarm.http_url, client.room, "reader", origin=ORIGIN)
-        history = {m["id"] for m in (await fresh.connect())["messages"]}
-        await fresh.close()
-        assert client.acknowledged and {m["id"] for m in client.acknowledged} <= history
-    print(f"rolling update: {took:.0f} s, {log['reconnects']} reconnects, 0 lost")
+        assert client.acknowledged
+        assert await stored_in_history(swarm, client, ORIGIN), client.nickname

@@ -57,3 +57,28 @@ def test_bench_names_the_package_when_wrk_is_missing(tmp_path):
     assert "sudo apt-get install wrk" in result.stderr
     assert "Traceback" not in result.stderr
     assert not list(tmp_path.iterdir()), "nothing is written"
+
+
+def test_the_keepalive_variant_of_bench_scale_differs_only_in_how_nginx_reaches_django(
+    tmp_path,
+):
+    # `make bench-scale` compares the shipped template with one upstream-keepalive block;
+    # the variant must stay a valid config, otherwise the same.
+    from proving_ground.native import NativeStack, free_port
+    from proving_ground.scale import KeepaliveStack
+
+    ports = {"http_port": free_port(), "django_port": free_port()}
+    texts = []
+    for cls in (NativeStack, KeepaliveStack):
+        stack = cls(run_dir=tmp_path, **ports)  # the same paths: only the config differs
+        assert stack.nginx_test().returncode == 0
+        texts.append(set((stack.run_dir / "nginx/conf.d/default.conf").read_text().splitlines()))
+    shipped, variant = texts
+    assert {line.strip() for line in variant - shipped} == {
+        "upstream django_keepalive {",
+        f"server 127.0.0.1:{ports['django_port']};",
+        "keepalive 32;",
+        "keepalive_timeout 60s;",
+        "proxy_pass http://django_keepalive;",
+    }
+    assert {line.strip() for line in shipped - variant} == {"proxy_pass http://$django_upstream;"}
