@@ -55,7 +55,7 @@ bench-tune:
 	$(PYTHON) -m proving_ground.bench --mode tune
 
 ## Scale-out figures: upstream keepalive's cost, and the ladder's rungs in containers
-## (one container, replicas, sharded Redis, Sentinel with a failover); about 12 min.
+## (one container, replicas, sharded Redis, Sentinel with a failover, Swarm); about 8 min.
 bench-scale:
 	$(PYTHON) -m proving_ground.scale
 

@@ -79,7 +79,7 @@ class DockerStack(PublishedURLs):
         self,
         files: tuple[str, ...] = (COMPOSE_FILE.name,),
         owner: tuple[int, int] | None = None,
-        django_environment: dict[str, str] | None = None,
+        environment: dict[str, dict[str, str]] | None = None,
     ) -> None:
         require_docker()
         self.tmp = Path(tempfile.mkdtemp(prefix="channels-docker-"))
@@ -90,23 +90,16 @@ class DockerStack(PublishedURLs):
         self.files = list(files)
         self.http_port = free_port()
         self.mysql_port, self.redis_port = free_port(), free_port()
-        # Test only: MySQL and Redis on loopback, so tests can read rows and Redis keys.
-        self.test_override = self.tmp / "test-ports.yml"
-        self.test_override.write_text(
-            json.dumps(
-                {
-                    "services": {
-                        "mysql": {"ports": [self._port(3306, self.mysql_port)]},
-                        "redis": {"ports": [self._port(6379, self.redis_port)]},
-                        **(
-                            {"django": {"environment": django_environment}}
-                            if django_environment
-                            else {}
-                        ),
-                    }
-                }
-            )
-        )
+        self.test_override = self.tmp / "test-override.yml"
+        # Test only: MySQL and Redis on loopback, so tests can read rows and Redis keys;
+        # `environment`: {service: variables} on top of the env files.
+        services = {
+            "mysql": {"ports": [self._port(3306, self.mysql_port)]},
+            "redis": {"ports": [self._port(6379, self.redis_port)]},
+        }
+        for service, variables in (environment or {}).items():
+            services.setdefault(service, {})["environment"] = variables
+        self.test_override.write_text(json.dumps({"services": services}))
 
     @staticmethod
     def _port(target: int, published: int) -> dict:

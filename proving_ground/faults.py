@@ -26,7 +26,7 @@ import httpx
 import MySQLdb
 import websockets
 
-from .client import ChatClient, one_per_worker, ws_url
+from .client import ChatClient, chat_steadily, one_per_worker, ws_url
 from .native import NativeStack
 
 
@@ -303,12 +303,18 @@ async def gunicorn_sigterm(stack: NativeStack, outcome: Outcome) -> None:
 async def redis_primary_killed(stack, outcome: Outcome) -> None:
     """Redis behind Sentinels (a DockerStack of docker-compose.sentinel.yml): the primary
     is killed, the Sentinels promote the replica. Sockets that were using the lost
-    primary close and reconnect; broadcasts flow again without restarting Django."""
+    primary close and reconnect; broadcasts flow again without restarting Django. Beside
+    them, clients in rooms of their own chat steadily throughout, reconnecting when they
+    must: every message they had acknowledged is in MySQL and in the history they get."""
     name = room()
     clients = []
     for _ in range(3):
         clients += await clients_on_distinct_workers(stack, name)
     await everyone_hears(clients[0], clients[1:], "before the failover")
+    stop, log = threading.Event(), {"reconnects": 0}
+    chatters = [ChatClient(stack.http_url, room(), f"steady{n}") for n in range(3)]
+    talk = asyncio.gather(*(chat_steadily(chatter, stop, log) for chatter in chatters))
+    await asyncio.sleep(3)
     stack.compose("kill", "redis")
     killed, closed, attempt = time.monotonic(), 0, 0
     while True:  # until one message reaches every socket
@@ -325,13 +331,20 @@ async def redis_primary_killed(stack, outcome: Outcome) -> None:
         except (websockets.ConnectionClosed, TimeoutError, AssertionError):
             assert time.monotonic() - killed < 90, "broadcasts did not come back in 90 s"
     outcome.recovery_s = time.monotonic() - killed
-    primary = stack.exec(
-        "sentinel", "redis-cli", "-p", "26379", "sentinel", "get-master-addr-by-name", "mymaster"
-    ).stdout.split()
-    await finish(outcome, clients)
+    await asyncio.sleep(3)  # the steady clients send a few more after the recovery
+    stop.set()
+    await talk
+    ask = (
+        'REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli -p 26379'
+        " sentinel get-master-addr-by-name mymaster"
+    )
+    primary = stack.exec("sentinel", "sh", "-c", ask).stdout.split()[0]
+    networks = stack.container("redis-replica")["NetworkSettings"]["Networks"].values()
+    assert primary in {network["IPAddress"] for network in networks}, "no failover happened"
+    await finish(outcome, clients + chatters)
     outcome.detail = (
-        f"primary now {primary[0]}; {closed} of {len(clients)} sockets closed and"
-        " reconnected; broadcasts flow"
+        f"the replica ({primary}) promoted; {closed} of {len(clients)} sockets closed and"
+        f" reconnected; broadcasts flow; steady chatters reconnected {log['reconnects']} times"
     )
 
 
