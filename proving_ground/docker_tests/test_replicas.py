@@ -10,6 +10,7 @@ import pytest
 
 from proving_ground.client import ChatClient, one_per_server
 from proving_ground.docker import DockerStack
+from proving_ground.faults import everyone_hears
 
 
 @pytest.fixture(scope="module")
@@ -61,9 +62,7 @@ async def test_three_replicas_behind_one_nginx_share_the_group(replicated):
     room = f"replicas-{uuid.uuid4().hex[:10]}"
     clients = await one_per_server(replicated.http_url, room, replicas)
     # One group message, sent on one replica, reaches the sockets on all three.
-    sent = await clients[0].say("to every replica")
-    for client in clients[1:]:
-        await client.wait_for(lambda f: f.get("type") == "message" and f["id"] == sent["id"])
+    await everyone_hears(clients[0], clients[1:], "to every replica")
     for client in clients:
         await client.close()
 

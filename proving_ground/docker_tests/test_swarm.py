@@ -11,6 +11,7 @@ import pytest
 import websockets
 
 from proving_ground.client import ChatClient, one_per_server
+from proving_ground.faults import everyone_hears
 from proving_ground.swarm import HOST, SwarmStack, docker, rolling_update, stored_in_history
 
 ORIGIN = f"https://{HOST}"
@@ -53,9 +54,7 @@ def test_every_replica_is_healthy_and_secrets_are_files(swarm):
 
 async def test_a_chat_message_crosses_replicas(swarm):
     clients = await clients_on(swarm, swarm.django_hostnames(), room())
-    sent = await clients[0].say("from one replica to the others")
-    for client in clients[1:]:
-        await client.wait_for(lambda f: f.get("type") == "message" and f["id"] == sent["id"])
+    await everyone_hears(clients[0], clients[1:], "from one replica to the others")
     for client in clients:
         await client.close()
 
@@ -72,9 +71,7 @@ async def test_a_killed_replica_is_replaced_and_the_others_sockets_stay_open(swa
     assert len(swarm.django_hostnames()) == 3, f"not replaced after {replaced:.0f}s"
     assert all(client.is_open for client in survivors)
     await victim.reconnect(within=30)
-    sent = await survivors[0].say("the others never noticed")
-    for client in [victim, *survivors[1:]]:
-        await client.wait_for(lambda f: f.get("type") == "message" and f["id"] == sent["id"])
+    await everyone_hears(survivors[0], [victim, *survivors[1:]], "the others never noticed")
     for client in clients:
         await client.close()
 
