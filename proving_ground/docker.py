@@ -167,6 +167,21 @@ class DockerStack(PublishedURLs):
     def down(self) -> None:
         """Remove the project: containers, volumes, its network and the images it built."""
         self.compose("down", "-v", "--rmi", "local", "--remove-orphans", check=False)
+        # Volumes of files other than self.files (the production file's mysql-data-prod).
+        volumes = subprocess.run(
+            [
+                "docker",
+                "volume",
+                "ls",
+                "-q",
+                "--filter",
+                f"label=com.docker.compose.project={self.project}",
+            ],
+            capture_output=True,
+            text=True,
+        ).stdout.split()
+        if volumes:
+            subprocess.run(["docker", "volume", "rm", "-f", *volumes], capture_output=True)
         images = subprocess.run(
             ["docker", "image", "ls", "-q", f"{self.project}-*"], capture_output=True, text=True
         ).stdout.split()

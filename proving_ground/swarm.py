@@ -127,6 +127,14 @@ class SwarmStack(PublishedURLs):
         return sorted(spec["secrets"])
 
     def remove(self) -> None:
+        # Every volume the tasks used, anonymous ones (the images' VOLUMEs) included:
+        # `docker stack rm` leaves them all.
+        volumes = {
+            mount["Name"]
+            for container in self.containers(all_states=True)
+            for mount in container["Mounts"]
+            if mount["Type"] == "volume"
+        }
         docker("stack", "rm", self.name, check=False)
         deadline = time.monotonic() + 120
         while self.containers(all_states=True) and time.monotonic() < deadline:
@@ -135,7 +143,7 @@ class SwarmStack(PublishedURLs):
             if time.monotonic() > deadline:
                 break
             time.sleep(1)
-        volumes = docker(
+        labelled = docker(
             "volume",
             "ls",
             "-q",
@@ -143,8 +151,8 @@ class SwarmStack(PublishedURLs):
             f"label=com.docker.stack.namespace={self.name}",
             check=False,
         ).stdout.split()
-        if volumes:
-            docker("volume", "rm", "-f", *volumes, check=False)
+        if volumes or labelled:
+            docker("volume", "rm", "-f", *volumes, *labelled, check=False)
         for name in self.secrets:
             docker("secret", "rm", name, check=False)
         docker("image", "rm", "-f", self.image, check=False)
