@@ -111,16 +111,8 @@ class SwarmStack(PublishedURLs):
         self.stack_deploy()
 
     def stack_deploy(self) -> None:
-        docker(
-            "stack",
-            "deploy",
-            "--detach=true",
-            "-c",
-            STACK_FILE,
-            self.name,
-            cwd=self.dir,
-            env=self.env(),
-        )
+        # No --detach: CLIs before 26 lack it, and later ones detach by default.
+        docker("stack", "deploy", "-c", STACK_FILE, self.name, cwd=self.dir, env=self.env())
 
     def secret_names(self) -> list[str]:
         spec = yaml.safe_load((self.dir / STACK_FILE).read_text())
