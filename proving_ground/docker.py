@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -24,6 +25,16 @@ from .native import LOCALHOST, PublishedURLs, free_port
 
 class DockerError(RuntimeError):
     pass
+
+
+def docker(*args: str, check: bool = True, timeout: float = 300, **kwargs):
+    """`docker ARGS`, its output captured; a failure raises DockerError unless not `check`."""
+    result = subprocess.run(
+        ["docker", *args], capture_output=True, text=True, timeout=timeout, **kwargs
+    )
+    if check and result.returncode:
+        raise DockerError(f"docker {' '.join(args)} exited {result.returncode}: {result.stderr}")
+    return result
 
 
 def require_docker() -> None:
@@ -64,6 +75,13 @@ def write_prod_env(root: Path) -> list[str]:
         ["sh", "prod-env.sh"], cwd=root, capture_output=True, text=True, check=True
     )
     return [line.removeprefix("wrote ") for line in result.stdout.splitlines() if "wrote" in line]
+
+
+def allow_host(root: Path, host: str) -> None:
+    """Set ALLOWED_HOSTS in the production settings prod-env.sh wrote, as the README asks."""
+    settings = root / "Django/.env.django.prod"
+    text = re.sub(r"(?m)^ALLOWED_HOSTS=.*$", f"ALLOWED_HOSTS={host}", settings.read_text())
+    settings.write_text(text)
 
 
 def chown_tree(path: Path, uid: int, gid: int) -> None:
@@ -168,25 +186,13 @@ class DockerStack(PublishedURLs):
         """Remove the project: containers, volumes, its network and the images it built."""
         self.compose("down", "-v", "--rmi", "local", "--remove-orphans", check=False)
         # Volumes of files other than self.files (the production file's mysql-data-prod).
-        volumes = subprocess.run(
-            [
-                "docker",
-                "volume",
-                "ls",
-                "-q",
-                "--filter",
-                f"label=com.docker.compose.project={self.project}",
-            ],
-            capture_output=True,
-            text=True,
-        ).stdout.split()
+        label = f"label=com.docker.compose.project={self.project}"
+        volumes = docker("volume", "ls", "-q", "--filter", label, check=False).stdout.split()
         if volumes:
-            subprocess.run(["docker", "volume", "rm", "-f", *volumes], capture_output=True)
-        images = subprocess.run(
-            ["docker", "image", "ls", "-q", f"{self.project}-*"], capture_output=True, text=True
-        ).stdout.split()
+            docker("volume", "rm", "-f", *volumes, check=False)
+        images = docker("image", "ls", "-q", f"{self.project}-*", check=False).stdout.split()
         if images:
-            subprocess.run(["docker", "image", "rm", "-f", *images], capture_output=True)
+            docker("image", "rm", "-f", *images, check=False)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def __enter__(self) -> DockerStack:
@@ -243,10 +249,7 @@ class DockerStack(PublishedURLs):
 
     @staticmethod
     def inspect(container: str) -> dict:
-        inspected = subprocess.run(
-            ["docker", "inspect", container], capture_output=True, text=True, check=True
-        )
-        return json.loads(inspected.stdout)[0]
+        return json.loads(docker("inspect", container).stdout)[0]
 
     def health(self) -> dict[str, str]:
         """{service: health status} of every service's container."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import secrets
 import shutil
 import subprocess
@@ -23,22 +22,13 @@ from pathlib import Path
 import yaml
 
 from .client import ChatClient, chat_steadily
-from .docker import DockerError, copy_repository, require_docker, write_prod_env
+from .docker import DockerError, allow_host, copy_repository, docker, require_docker, write_prod_env
 from .native import PublishedURLs, free_port
 
 STACK_FILE = "docker-stack.yml"
 PROD_FILES = ["docker-compose.yml", "docker-compose.prod.yml"]
 # The host name the production settings are told to allow.
 HOST = "localhost"
-
-
-def docker(*args: str, check: bool = True, timeout: float = 300, **kwargs):
-    result = subprocess.run(
-        ["docker", *args], capture_output=True, text=True, timeout=timeout, **kwargs
-    )
-    if check and result.returncode:
-        raise DockerError(f"docker {' '.join(args)} exited {result.returncode}: {result.stderr}")
-    return result
 
 
 class SwarmStack(PublishedURLs):
@@ -87,10 +77,7 @@ class SwarmStack(PublishedURLs):
             docker("swarm", "init", "--advertise-addr", "127.0.0.1")
             self.joined_swarm = True
         write_prod_env(self.dir)
-        prod = self.dir / "Django/.env.django.prod"
-        prod.write_text(
-            re.sub(r"(?m)^ALLOWED_HOSTS=.*$", f"ALLOWED_HOSTS={HOST}", prod.read_text())
-        )
+        allow_host(self.dir, HOST)
         compose = ["docker", "compose", "-p", self.name]
         for name in PROD_FILES:
             compose += ["-f", name]

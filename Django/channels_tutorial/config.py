@@ -137,10 +137,10 @@ class Settings(BaseSettings):
         options = {"username": self.redis_username, "password": password or None}
         options = {k: v for k, v in options.items() if v}
         if self.redis_sentinels:
-            sentinels = [tuple(a.rsplit(":", 1)) for a in self.redis_sentinels]
+            addresses = (address.rpartition(":") for address in self.redis_sentinels)
             return [
                 {
-                    "sentinels": [(host, int(port)) for host, port in sentinels],
+                    "sentinels": [(host, int(port)) for host, _, port in addresses],
                     "master_name": self.redis_sentinel_master,
                     "sentinel_kwargs": options,
                     **options,

@@ -5,13 +5,12 @@ needs Python or Poetry on the host; the one host command besides Docker is `sh`.
 One test, because each step starts from where the previous one left the reader."""
 
 import os
-import re
 
 import httpx
 import pytest
 
 from proving_ground.client import ChatClient
-from proving_ground.docker import DockerStack
+from proving_ground.docker import DockerStack, allow_host
 
 OWNER = (1001, 1001)
 PROD = ["docker-compose.yml", "docker-compose.prod.yml"]
@@ -85,9 +84,7 @@ async def test_a_reader_follows_the_readme_from_up_to_production(reader):
     assert no_python.stdout.strip() == ""
     written = reader.run_tool("redis:7", OWNER, "sh", "prod-env.sh")
     assert written.stdout.count("wrote ") == 3, written.stdout
-    settings = reader.dir / "Django/.env.django.prod"
-    text = re.sub(r"(?m)^ALLOWED_HOSTS=.*$", f"ALLOWED_HOSTS={HOST}", settings.read_text())
-    settings.write_text(text)
+    allow_host(reader.dir, HOST)
     reader.compose("up", "-d", "--build", "--wait", "--wait-timeout", "300", files=PROD)
     headers = {"Host": HOST, "X-Forwarded-Proto": "https"}
     page = httpx.get(reader.http_url + "/", headers=headers)

@@ -11,8 +11,9 @@ import pytest
 import websockets
 
 from proving_ground.client import ChatClient, one_per_server
+from proving_ground.docker import docker
 from proving_ground.faults import everyone_hears
-from proving_ground.swarm import HOST, SwarmStack, docker, rolling_update, stored_in_history
+from proving_ground.swarm import HOST, SwarmStack, rolling_update, stored_in_history
 
 ORIGIN = f"https://{HOST}"
 

@@ -22,6 +22,18 @@ def test_readiness_through_nginx_names_the_real_backends(stack):
     assert layer["backend"] == "realtime.compat.RedisChannelLayer"
 
 
+def manage(stack, *args: str, timeout: float = 60, **env: str) -> subprocess.CompletedProcess:
+    """`python manage.py ARGS` with the django service's environment (`env` on top)."""
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT / "Django",
+        env={**stack.django_env(), "PATH": "/usr/bin:/bin", **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def test_the_books_shell_check(stack):
     # The book's check: in `manage.py shell`, get_channel_layer() is channels-redis.
     code = (
@@ -29,14 +41,7 @@ def test_the_books_shell_check(stack):
         "layer = channels.layers.get_channel_layer(); print(layer); "
         "print('channels-redis:', isinstance(layer, channels_redis.core.RedisChannelLayer))"
     )
-    result = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", code],
-        cwd=ROOT / "Django",
-        env={**stack.django_env(), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = manage(stack, "shell", "-c", code)
     assert result.returncode == 0, result.stderr
     # channels-redis 4.3 prints RedisChannelLayer(hosts=[...]) where the book shows
     # <channels_redis.core.RedisChannelLayer object at ...>; ours is a subclass of it.
@@ -79,29 +84,12 @@ async def test_socket_groups_live_in_redis(stack):
 
 def test_wait_for_db_stops_at_once_when_mysql_refuses_the_credentials(stack):
     # A data volume made with other credentials keeps them: waiting cannot help.
-    env = {**stack.django_env(), "PATH": "/usr/bin:/bin", "MYSQL_PASSWORD": "not-the-password"}
-    result = subprocess.run(
-        [sys.executable, "manage.py", "wait_for_db", "--timeout", "30"],
-        cwd=ROOT / "Django",
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=20,
+    result = manage(
+        stack, "wait_for_db", "--timeout", "30", timeout=20, MYSQL_PASSWORD="not-the-password"
     )
     assert result.returncode == 1
     assert "the database refuses MYSQL_USER/MYSQL_PASSWORD" in result.stderr
     assert "retrying" not in result.stderr
-
-
-def _migrate_locked(stack, timeout: int) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "manage.py", "migrate_locked", "--timeout", str(timeout)],
-        cwd=ROOT / "Django",
-        env={**stack.django_env(), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def test_replicas_migrate_one_at_a_time_under_a_mysql_lock(stack):
@@ -114,11 +102,11 @@ def test_replicas_migrate_one_at_a_time_under_a_mysql_lock(stack):
         cursor = other.cursor()
         cursor.execute("SELECT GET_LOCK(%s, 0)", [LOCK_NAME])
         assert cursor.fetchone() == (1,)
-        waited = _migrate_locked(stack, timeout=1)
+        waited = manage(stack, "migrate_locked", "--timeout", "1")
         assert waited.returncode == 1
         assert "another process still migrates after 1s" in waited.stderr
         cursor.execute("SELECT RELEASE_LOCK(%s)", [LOCK_NAME])
-        done = _migrate_locked(stack, timeout=1)
+        done = manage(stack, "migrate_locked", "--timeout", "1")
         assert done.returncode == 0, done.stderr
         assert "No migrations to apply" in done.stdout
         cursor.execute("SELECT IS_FREE_LOCK(%s)", [LOCK_NAME])
