@@ -336,7 +336,7 @@ async def redis_primary_killed(stack, outcome: Outcome) -> None:
     await talk
     ask = (
         'REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli -p 26379'
-        " sentinel get-master-addr-by-name mymaster"
+        ' sentinel get-master-addr-by-name "$REDIS_SENTINEL_MASTER"'
     )
     primary = stack.exec("sentinel", "sh", "-c", ask).stdout.split()[0]
     networks = stack.container("redis-replica")["NetworkSettings"]["Networks"].values()
