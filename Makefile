@@ -6,7 +6,7 @@ VENV := $(CURDIR)/.venv
 INSTALL := VIRTUAL_ENV=$(VENV) $(POETRY)
 PYTHON := $(VENV)/bin/python
 
-.PHONY: deps native test test-unit test-stack test-docker lock faults soak prod-env bench bench-full bench-tune bench-scale
+.PHONY: deps native test test-unit test-stack test-docker lock faults failover spread soak prod-env bench bench-full bench-tune bench-scale
 
 ## Install the locked environments into .venv: the proving ground's tools, then Django's
 ## dependencies and unit-test tools (last, so the app's pins win where both name a package).
@@ -35,6 +35,15 @@ test-docker:
 ## Inject faults and hostile input into native stacks; print what survived (about 1 min).
 faults:
 	$(PYTHON) -m proving_ground.faults $(if $(LAYER),--layer $(LAYER))
+
+## Kill the Redis primary behind Sentinels on fresh stacks, RUNS times (default 10, about
+## 1.5 min each); prints each recovery.
+failover:
+	$(PYTHON) -m proving_ground.failover --runs $(or $(RUNS),10)
+
+## How 1000 sockets spread over two Uvicorn workers, with reuse_port on and off (1 min).
+spread:
+	$(PYTHON) -m proving_ground.spread
 
 ## Connection churn beside idle sockets; prints memory, fds, Redis and MySQL connections.
 ## DURATION seconds after a 60 s warm-up; SETTINGS=dev|prod; TARGET=native|docker.

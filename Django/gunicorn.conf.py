@@ -13,6 +13,10 @@ wsgi_app = "channels_tutorial.asgi:application"
 worker_class = "channels_tutorial.workers.UvicornWorker"
 bind = f"0.0.0.0:{_server.django_port}"
 workers = _server.web_concurrency
+# Each worker binds its own socket (SO_REUSEPORT), so long-lived WebSockets spread evenly
+# over the workers instead of piling up on the one that wakes first (REUSE_PORT). A lone
+# worker keeps the master's socket: connections then wait while it restarts.
+reuse_port = _server.reuse_port and _server.web_concurrency > 1
 # How long workers get to finish in-flight requests after SIGTERM; Compose's
 # stop_grace_period must be longer.
 graceful_timeout = _server.graceful_timeout

@@ -17,11 +17,13 @@ def ws_url(base: str, path: str) -> str:
     return base.replace("http://", "ws://", 1) + path
 
 
-async def one_per_worker(workers, connect, attempts: int = 60):
-    """Connect until every worker PID in `workers` holds a connection: the kernel spreads
-    connections over Gunicorn's workers, so it takes a few. `connect()` returns
-    (connection, worker_pid). Returns {pid: the first connection that worker took} and
-    the spare connections, still open, for the caller to use or close."""
+async def one_per_worker(workers, connect, attempts: int = 100):
+    """Connect until every worker PID in `workers` holds a connection. Each worker listens
+    on a socket of its own and the kernel hashes every new connection over them, so each
+    attempt lands on any worker alike: with 4 workers, 100 attempts all miss one with a
+    chance of 4 * (3/4)**100, about 1e-12. `connect()` returns (connection, worker_pid).
+    Returns {pid: the first connection that worker took} and the spare connections,
+    still open, for the caller to use or close."""
     chosen, spares = {}, []
     for _ in range(attempts):
         connection, pid = await connect()
@@ -37,6 +39,15 @@ async def one_per_worker(workers, connect, attempts: int = 60):
     )
 
 
+def describe_refusal(error: BaseException) -> str:
+    """A failed connect in a few words: "HTTP 403", "close 1011", "TimeoutError"."""
+    if isinstance(error, websockets.InvalidStatus):
+        return f"HTTP {error.response.status_code}"
+    if isinstance(error, websockets.ConnectionClosed):
+        return f"close {error.rcvd.code if error.rcvd else 'none'}"
+    return type(error).__name__
+
+
 class ChatClient:
     def __init__(self, base_url: str, room: str, nickname: str, origin: str | None = None):
         self.base_url, self.room, self.nickname = base_url, room, nickname
@@ -47,6 +58,7 @@ class ChatClient:
         self.last_history: dict | None = None
         self.acknowledged: list[dict] = []  # own messages the server stored and broadcast
         self.received: list[dict] = []  # every "message" frame seen
+        self.refusals: list[str] = []  # why reconnect attempts failed, e.g. "HTTP 403"
 
     @property
     def url(self) -> str:
@@ -68,7 +80,8 @@ class ChatClient:
             try:
                 await self.connect(timeout=5)
                 return time.monotonic() - start
-            except (OSError, websockets.WebSocketException, AssertionError, TimeoutError):
+            except (OSError, websockets.WebSocketException, AssertionError, TimeoutError) as error:
+                self.refusals.append(describe_refusal(error))
                 if time.monotonic() - start > within:
                     raise
                 await asyncio.sleep(delay)
@@ -122,7 +135,8 @@ class ChatClient:
 async def chat_steadily(client: ChatClient, stop, log: dict, limit: int = 45) -> None:
     """Send a message a second until `stop` is set (or `limit` are sent: a room's history
     shows its last 50); on a closed socket reconnect, as the page does, and check that the
-    history it gets holds every message acknowledged so far. Counts log["reconnects"]."""
+    history it gets holds every message acknowledged so far. Counts log["reconnects"] and
+    appends the time.monotonic() each reconnect completed to log["reconnected"]."""
     await client.connect()
     n = 0
     while not stop.is_set() and n < limit:
@@ -133,6 +147,7 @@ async def chat_steadily(client: ChatClient, stop, log: dict, limit: int = 45) ->
         except (websockets.ConnectionClosed, TimeoutError):
             log["reconnects"] += 1
             await client.reconnect(within=60)
+            log.setdefault("reconnected", []).append(time.monotonic())
             history = {m["id"] for m in client.last_history["messages"]}
             missing = {m["id"] for m in client.acknowledged} - history
             assert not missing, f"acknowledged but not in the history: {missing}"

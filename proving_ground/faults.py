@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import itertools
 import json
 import os
@@ -300,12 +301,19 @@ async def gunicorn_sigterm(stack: NativeStack, outcome: Outcome) -> None:
     )
 
 
-async def redis_primary_killed(stack, outcome: Outcome) -> None:
+# How long after the kill the steady chatters of redis_primary_killed keep talking.
+AFTER_FAILOVER_S = 25
+
+
+async def redis_primary_killed(stack, outcome: Outcome, after_kill=None) -> None:
     """Redis behind Sentinels (a DockerStack of docker-compose.sentinel.yml): the primary
     is killed, the Sentinels promote the replica. Sockets that were using the lost
     primary close and reconnect; broadcasts flow again without restarting Django. Beside
     them, clients in rooms of their own chat steadily throughout, reconnecting when they
-    must: every message they had acknowledged is in MySQL and in the history they get."""
+    must: every message they had acknowledged is in MySQL and in the history they get.
+    The recovery is the time from the kill until the room's broadcasts flow and every
+    steady chatter is back. `after_kill`, if given, runs in a thread right after the
+    kill (a further fault)."""
     name = room()
     clients = []
     for _ in range(3):
@@ -317,6 +325,7 @@ async def redis_primary_killed(stack, outcome: Outcome) -> None:
     await asyncio.sleep(3)
     stack.compose("kill", "redis")
     killed, closed, attempt = time.monotonic(), 0, 0
+    further = asyncio.create_task(asyncio.to_thread(after_kill)) if after_kill else None
     while True:  # until one message reaches every socket
         attempt += 1
         for client in clients:
@@ -330,10 +339,23 @@ async def redis_primary_killed(stack, outcome: Outcome) -> None:
             break
         except (websockets.ConnectionClosed, TimeoutError, AssertionError):
             assert time.monotonic() - killed < 90, "broadcasts did not come back in 90 s"
-    outcome.recovery_s = time.monotonic() - killed
-    await asyncio.sleep(3)  # the steady clients send a few more after the recovery
+    room_back = time.monotonic() - killed
+    if further:
+        await further
+    # The steady clients go on past the layer's socket timeout (REDIS_CLIENT in config.py):
+    # a command left hanging on the lost primary must not close sockets after recovery.
+    await asyncio.sleep(max(3, killed + AFTER_FAILOVER_S - time.monotonic()))
     stop.set()
-    await talk
+    try:
+        await talk
+    finally:
+        refusals = collections.Counter(r for c in clients + chatters for r in c.refusals)
+        outcome.detail = "refused meanwhile: " + (
+            ", ".join(f"{why} x{count}" for why, count in refusals.most_common()) or "never"
+        )
+    back_at = sorted(at - killed for at in log.get("reconnected", []))
+    chatters_back = max(back_at, default=0.0)
+    outcome.recovery_s = max(room_back, chatters_back)
     ask = (
         'REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli -p 26379'
         ' sentinel get-master-addr-by-name "$REDIS_SENTINEL_MASTER"'
@@ -341,10 +363,16 @@ async def redis_primary_killed(stack, outcome: Outcome) -> None:
     primary = stack.exec("sentinel", "sh", "-c", ask).stdout.split()[0]
     networks = stack.container("redis-replica")["NetworkSettings"]["Networks"].values()
     assert primary in {network["IPAddress"] for network in networks}, "no failover happened"
+    # A Sentinel whose own thread stalled for over 2 s (a slow DNS lookup, say) stops
+    # acting for 30 s: "+tilt" in its log. None may, or a failover can take minutes.
+    sentinel_log = stack.compose("logs", "sentinel").stdout
+    assert "+tilt" not in sentinel_log, "a Sentinel entered TILT mode during the failover"
     await finish(outcome, clients + chatters)
     outcome.detail = (
-        f"the replica ({primary}) promoted; {closed} of {len(clients)} sockets closed and"
-        f" reconnected; broadcasts flow; steady chatters reconnected {log['reconnects']} times"
+        f"the replica ({primary}) promoted; room broadcasts back after {room_back:.1f} s,"
+        f" steady chatters after {chatters_back:.1f} s; {closed} of {len(clients)} sockets"
+        f" closed and reconnected; steady chatters reconnected {log['reconnects']} times"
+        f" (at {', '.join(f'+{at:.1f}' for at in back_at) or 'no time'} s); {outcome.detail}"
     )
 
 

@@ -7,8 +7,31 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 CommaList = Annotated[list[str], NoDecode]
+
+# redis-py's connection options for the channel layer's Redis (Settings.redis_hosts).
+REDIS_CLIENT = {
+    # channels-redis waits up to 5 s in BZPOPMIN (brpop_timeout) and redis-py 8 gives up
+    # reading after 5 s by default: on a busy worker the reply loses that race and the
+    # socket closes for nothing.
+    "socket_timeout": 15,
+    # A Redis whose host is gone (its container killed) never answers a connect, which
+    # then waited socket_timeout, holding up the handshake that needed it; on a LAN or
+    # a Docker network a connect takes milliseconds.
+    "socket_connect_timeout": 2,
+    # redis-py pools hold 100 connections per worker by default; when hundreds of sockets
+    # join at once (a reconnect storm) that runs out and sockets fail with "Too many
+    # connections". Redis allows 10000.
+    "max_connections": 1000,
+}
+# For the Sentinels, asked where the primary is before every new connection: redis-py
+# sets no timeout for them, so one that stopped answering hung every connect. Its
+# default of 3 retries with backoff then took 26 s to give up; one retry, on a new
+# connection (the next Sentinel behind the name, perhaps), takes 4 s at most.
+SENTINEL_CLIENT = {"socket_timeout": 2, "socket_connect_timeout": 2, "retry": Retry(NoBackoff(), 1)}
 
 
 class ServerSettings(BaseSettings):
@@ -21,6 +44,10 @@ class ServerSettings(BaseSettings):
     web_concurrency: int = Field(default=2, ge=1)
     graceful_timeout: int = Field(default=30, ge=1)
     forwarded_allow_ips: str = "127.0.0.1"
+    # A listening socket per worker, the kernel spreading connections over them evenly.
+    # Off, the workers share one socket and whichever wakes first takes the connection:
+    # 1000 sockets opened one after another split about 3:1 over two (`make spread`).
+    reuse_port: bool = True
     # Compress WebSocket frames (permessage-deflate) when the browser offers it. Off: chat
     # frames are a few hundred bytes, and the zlib state kept per socket doubled an idle
     # socket's memory and cost a tenth of broadcast throughput (`make bench-tune`).
@@ -132,7 +159,7 @@ class Settings(BaseSettings):
     def redis_hosts(self) -> list[dict]:
         """channels-redis's hosts: one per REDIS_URL, or the Sentinel-managed primary;
         REDIS_USERNAME and REDIS_PASSWORD (from Redis/.redis.env) as redis-py connection
-        options where they are set (for Sentinels too)."""
+        options where they are set (for Sentinels too), and REDIS_CLIENT's bounds."""
         password = self.redis_password.get_secret_value() if self.redis_password else ""
         options = {"username": self.redis_username, "password": password or None}
         options = {k: v for k, v in options.items() if v}
@@ -142,8 +169,9 @@ class Settings(BaseSettings):
                 {
                     "sentinels": [(host, int(port)) for host, _, port in addresses],
                     "master_name": self.redis_sentinel_master,
-                    "sentinel_kwargs": options,
+                    "sentinel_kwargs": {**options, **SENTINEL_CLIENT},
                     **options,
+                    **REDIS_CLIENT,
                 }
             ]
-        return [{"address": url, **options} for url in self.redis_url]
+        return [{"address": url, **options, **REDIS_CLIENT} for url in self.redis_url]

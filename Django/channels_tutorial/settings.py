@@ -105,20 +105,7 @@ CHANNEL_LAYERS = {
         "BACKEND": CHANNEL_LAYER_BACKENDS[env.channel_layer],
         # Losing Redis is handled in realtime.consumers: sockets close and reconnect.
         "CONFIG": {
-            "hosts": [
-                {
-                    **host,
-                    # channels-redis waits up to 5 s in BZPOPMIN (brpop_timeout) and
-                    # redis-py 8 gives up reading after 5 s by default: on a busy worker
-                    # the reply loses that race and the socket closes for nothing.
-                    "socket_timeout": 15,
-                    # redis-py pools hold 100 connections per worker by default; when
-                    # hundreds of sockets join at once (a reconnect storm) that runs out
-                    # and sockets fail with "Too many connections". Redis allows 10000.
-                    "max_connections": 1000,
-                }
-                for host in env.redis_hosts
-            ],
+            "hosts": env.redis_hosts,
             **(
                 {"capacity": env.channel_capacity, "expiry": env.channel_expiry}
                 if env.channel_layer == "core"

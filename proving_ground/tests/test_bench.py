@@ -82,3 +82,22 @@ def test_the_keepalive_variant_of_bench_scale_differs_only_in_how_nginx_reaches_
         "proxy_pass http://django_keepalive;",
     }
     assert {line.strip() for line in shipped - variant} == {"proxy_pass http://$django_upstream;"}
+
+
+def test_spread_prints_both_sides_per_worker_and_their_broadcast():
+    result = subprocess.run(
+        [sys.executable, "-m", "proving_ground.spread", "--sockets", "40", "--receivers", "20"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    for side in ("a socket per worker (shipped)", "one shared socket"):
+        for opened in ("one after another", "all at once"):
+            # Two workers: the sockets each held, adding up to all 40.
+            row = re.search(rf"\| {re.escape(side)} \| {opened} \| (\d+) / (\d+) \|", result.stdout)
+            assert row and int(row[1]) + int(row[2]) == 40, result.stdout
+        assert re.search(
+            rf"\| {re.escape(side)} \| \d+ \| [\d.]+ \| [\d.]+ \| \d+ \|", result.stdout
+        )

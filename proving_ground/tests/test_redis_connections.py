@@ -5,6 +5,7 @@ connection options, never spliced into the URL."""
 
 import asyncio
 import contextlib
+import signal
 import subprocess
 import sys
 import time
@@ -57,9 +58,7 @@ def redis_server(*args: str, client: dict):
 
 async def round_trip(settings: Settings) -> dict:
     """A message through the channel layer built from `settings`, as settings.py does."""
-    layer = RedisChannelLayer(
-        hosts=[{**host, "socket_timeout": 15} for host in settings.redis_hosts]
-    )
+    layer = RedisChannelLayer(hosts=settings.redis_hosts)
     try:
         channel = await layer.new_channel()
         await layer.send(channel, {"type": "hello"})
@@ -132,3 +131,51 @@ def test_a_unix_socket(tmp_path):
     ):  # fmt: skip
         configured = settings(f"unix://{path}?db=0", redis_password=PASSWORD)
         assert asyncio.run(round_trip(configured)) == {"type": "hello"}
+
+
+def test_a_sentinel_that_stops_answering_fails_the_connect_instead_of_hanging(tmp_path):
+    # redis-py gives Sentinel connections no timeout of their own (SENTINEL_CLIENT in
+    # channels_tutorial/config.py sets one): every new Redis connection first asks a
+    # Sentinel where the primary is, and hung for as long as that Sentinel was silent.
+    port, sentinel_port = free_port(), free_port()
+    conf = tmp_path / "sentinel.conf"
+    conf.write_text(f"port {sentinel_port}\nsentinel monitor chat 127.0.0.1 {port} 1\n")
+    with (
+        redis_server("--port", str(port), client={"port": port}),
+        sentinel_server(conf, sentinel_port) as sentinel,
+    ):
+        configured = settings(
+            "redis://unused:6379/0",
+            redis_sentinels=f"127.0.0.1:{sentinel_port}",
+            redis_sentinel_master="chat",
+        )
+        assert asyncio.run(round_trip(configured)) == {"type": "hello"}
+        sentinel.send_signal(signal.SIGSTOP)  # connects still succeed, nothing answers
+        try:
+            with pytest.raises(redis.ConnectionError, match="No master found"):
+                asyncio.run(asyncio.wait_for(round_trip(configured), 60))
+        finally:
+            sentinel.send_signal(signal.SIGCONT)
+
+
+@contextlib.contextmanager
+def sentinel_server(conf: Path, port: int):
+    binary = require_binaries()["redis-server"]
+    process = subprocess.Popen(
+        [binary, str(conf), "--sentinel"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            with contextlib.suppress(redis.ConnectionError), redis.Redis(port=port) as probe:
+                probe.ping()
+                break
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"redis-server --sentinel did not start: {process.stdout.read()}"
+                )
+            time.sleep(0.1)
+        yield process
+    finally:
+        process.terminate()
+        process.wait(10)

@@ -2,12 +2,15 @@
 
 import asyncio
 import json
+import os
 import resource
 import uuid
 
 import psutil
 import pytest
 import websockets
+
+from proving_ground.client import one_per_worker
 
 from .conftest import open_socket, receive_until, ws_url
 
@@ -37,17 +40,8 @@ async def test_foreign_origin_is_refused(stack):
 
 
 async def test_broadcast_reaches_clients_on_two_worker_processes(stack):
-    by_pid, spare = {}, []
-    for _ in range(40):  # the kernel picks the worker; keep connecting until two differ
-        socket, hello = await open_socket(stack)
-        if hello["pid"] in by_pid:
-            spare.append(socket)
-        else:
-            by_pid[hello["pid"]] = socket
-        if len(by_pid) >= 2:
-            break
+    by_pid, spare = await one_per_worker(stack.gunicorn_workers(), connect_echo(stack))
     try:
-        assert len(by_pid) >= 2, f"all sockets landed on worker(s) {list(by_pid)}"
         (sender_pid, sender), *_ = by_pid.items()
         token = uuid.uuid4().hex
         await sender.send(json.dumps({"type": "broadcast", "text": token}))
@@ -59,6 +53,34 @@ async def test_broadcast_reaches_clients_on_two_worker_processes(stack):
     finally:
         for socket in [*by_pid.values(), *spare]:
             await socket.close()
+
+
+def connect_echo(stack):
+    async def connect():
+        socket, hello = await open_socket(stack)
+        return socket, hello["pid"]
+
+    return connect
+
+
+def listening_sockets(pid: int, port: int) -> set[str]:
+    """The listening sockets on `port` that process `pid` holds, as "socket:[inode]"."""
+    return {
+        os.readlink(f"/proc/{pid}/fd/{connection.fd}")
+        for connection in psutil.Process(pid).net_connections(kind="tcp")
+        if connection.status == psutil.CONN_LISTEN and connection.laddr.port == port
+    }
+
+
+def test_each_worker_listens_on_a_socket_of_its_own(stack):
+    # reuse_port (gunicorn.conf.py): the kernel hashes connections over the workers'
+    # sockets; one shared socket went to whichever worker woke first (`make spread`).
+    master = stack.executors["django"].process.pid
+    assert listening_sockets(master, stack.django_port) == set()
+    workers = stack.gunicorn_workers()
+    owned = [listening_sockets(pid, stack.django_port) for pid in workers]
+    assert all(len(inodes) == 1 for inodes in owned), owned
+    assert len(set().union(*owned)) == len(workers), f"workers share a socket: {owned}"
 
 
 async def test_nginx_holds_more_websockets_than_the_images_default_allows(stack):

@@ -1,7 +1,7 @@
 import pytest
 from pydantic import ValidationError
 
-from channels_tutorial.config import ServerSettings, Settings
+from channels_tutorial.config import REDIS_CLIENT, SENTINEL_CLIENT, ServerSettings, Settings
 
 REQUIRED = {
     "SECRET_KEY": "s",
@@ -43,11 +43,16 @@ def test_debug_is_off_unless_set(environ):
 
 def test_redis_credentials_are_connection_options_not_part_of_the_url(environ):
     environ.setenv("REDIS_URL", "redis://redis:6379/0")
-    assert Settings().redis_hosts == [{"address": "redis://redis:6379/0"}]
+    assert Settings().redis_hosts == [{"address": "redis://redis:6379/0", **REDIS_CLIENT}]
     environ.setenv("REDIS_PASSWORD", "p@ss/w#rd:")
     environ.setenv("REDIS_USERNAME", "chat")
     assert Settings().redis_hosts == [
-        {"address": "redis://redis:6379/0", "username": "chat", "password": "p@ss/w#rd:"}
+        {
+            "address": "redis://redis:6379/0",
+            "username": "chat",
+            "password": "p@ss/w#rd:",
+            **REDIS_CLIENT,
+        }
     ]
 
 
@@ -55,8 +60,8 @@ def test_several_redis_urls_are_shards_in_their_order(environ):
     environ.setenv("REDIS_URL", "redis://redis-1:6379/0, redis://redis-2:6379/0")
     environ.setenv("REDIS_PASSWORD", "pw")
     assert Settings().redis_hosts == [
-        {"address": "redis://redis-1:6379/0", "password": "pw"},
-        {"address": "redis://redis-2:6379/0", "password": "pw"},
+        {"address": "redis://redis-1:6379/0", "password": "pw", **REDIS_CLIENT},
+        {"address": "redis://redis-2:6379/0", "password": "pw", **REDIS_CLIENT},
     ]
 
 
@@ -68,8 +73,9 @@ def test_sentinels_replace_the_url_and_get_the_credentials_too(environ):
         {
             "sentinels": [("sentinel-1", 26379), ("sentinel-2", 26379)],
             "master_name": "chat",
-            "sentinel_kwargs": {"password": "pw"},
+            "sentinel_kwargs": {"password": "pw", **SENTINEL_CLIENT},
             "password": "pw",
+            **REDIS_CLIENT,
         }
     ]
 
