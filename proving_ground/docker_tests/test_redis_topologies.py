@@ -3,12 +3,10 @@
 
 import functools
 import json
-import os
-import signal
-import subprocess
 import time
 import uuid
 
+import psutil
 import pytest
 
 from proving_ground import failover, faults
@@ -36,14 +34,14 @@ def stall_docker_dns(seconds: float = 4) -> None:
     """Docker's DNS for the containers is served by dockerd: stopped for `seconds`, every
     name lookup in a container waits, as on an engine too busy to answer at once."""
     time.sleep(1)  # the Sentinels have noticed the primary is gone
-    found = subprocess.run(["pidof", "dockerd"], capture_output=True, text=True)
-    assert found.returncode == 0, "this test stops the local dockerd: run it as root beside it"
-    pid = int(found.stdout.split()[0])
-    os.kill(pid, signal.SIGSTOP)
+    found = [p for p in psutil.process_iter(["name"]) if p.info["name"] == "dockerd"]
+    assert len(found) == 1, "this test stops the local dockerd: run it as root beside it"
+    dockerd = found[0]
+    dockerd.suspend()
     try:
         time.sleep(seconds)
     finally:
-        os.kill(pid, signal.SIGCONT)
+        dockerd.resume()
 
 
 async def test_a_failover_needs_no_name_lookups():
