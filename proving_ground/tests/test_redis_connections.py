@@ -42,18 +42,23 @@ def redis_server(*args: str, client: dict):
         text=True,
     )
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            with contextlib.suppress(redis.ConnectionError), redis.Redis(**client) as probe:
-                probe.ping()
-                break
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server {args} did not start: {process.stdout.read()}")
-            time.sleep(0.1)
+        wait_answering(process, client, f"redis-server {args}")
         yield
     finally:
         process.terminate()
         process.wait(10)
+
+
+def wait_answering(process: subprocess.Popen, client: dict, what: str) -> None:
+    """Until `process` answers PING as redis-py kwargs `client` reach it (10 s at most)."""
+    deadline = time.monotonic() + 10
+    while True:
+        with contextlib.suppress(redis.ConnectionError), redis.Redis(**client) as probe:
+            probe.ping()
+            return
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not start: {process.stdout.read()}")
+        time.sleep(0.1)
 
 
 async def round_trip(settings: Settings) -> dict:
@@ -162,19 +167,13 @@ def test_a_sentinel_that_stops_answering_fails_the_connect_instead_of_hanging(tm
 def sentinel_server(conf: Path, port: int):
     binary = require_binaries()["redis-server"]
     process = subprocess.Popen(
-        [binary, str(conf), "--sentinel"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        [binary, str(conf), "--sentinel"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            with contextlib.suppress(redis.ConnectionError), redis.Redis(port=port) as probe:
-                probe.ping()
-                break
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"redis-server --sentinel did not start: {process.stdout.read()}"
-                )
-            time.sleep(0.1)
+        wait_answering(process, {"port": port}, "redis-server --sentinel")
         yield process
     finally:
         process.terminate()
