@@ -6,7 +6,7 @@ VENV := $(CURDIR)/.venv
 INSTALL := VIRTUAL_ENV=$(VENV) $(POETRY)
 PYTHON := $(VENV)/bin/python
 
-.PHONY: deps native test test-unit test-stack test-docker lock faults failover spread soak prod-env bench bench-full bench-tune bench-scale
+.PHONY: deps native test test-unit test-stack test-docker lock faults failover spread slow-client storm soak prod-env bench bench-full bench-tune bench-scale
 
 ## Install the locked environments into .venv: the proving ground's tools, then Django's
 ## dependencies and unit-test tools (last, so the app's pins win where both name a package).
@@ -44,6 +44,16 @@ failover:
 ## How 1000 sockets spread over two Uvicorn workers, with reuse_port on and off (1 min).
 spread:
 	$(PYTHON) -m proving_ground.spread
+
+## A socket that stops reading in a busy room: when it is closed, the worker's memory,
+## the other sockets' p99 delivery with and without it, and its account once it resumes.
+slow-client:
+	$(PYTHON) -m proving_ground.slow_client
+
+## 500 sockets in 10 rooms, `docker compose restart django`: the time until the last has
+## resumed, MySQL's CPU meanwhile, and every client's account (containers; about 3 min).
+storm:
+	$(PYTHON) -m proving_ground.storm
 
 ## Connection churn beside idle sockets; prints memory, fds, Redis and MySQL connections.
 ## DURATION seconds after a 60 s warm-up; SETTINGS=dev|prod; TARGET=native|docker.

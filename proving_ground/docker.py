@@ -283,6 +283,13 @@ class DockerStack(PublishedURLs):
         self.compose("restart", service)
         self.wait_healthy(service)
 
+    def stop_service(self, service: str) -> None:
+        self.compose("stop", service)
+
+    def start_service(self, service: str) -> None:
+        self.compose("start", service)
+        self.wait_healthy(service)
+
     def gunicorn_workers(self) -> list[int]:
         """PIDs (inside the container) of the Uvicorn workers under the Gunicorn master."""
         code = (

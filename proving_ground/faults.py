@@ -16,7 +16,6 @@ import itertools
 import json
 import os
 import signal
-import socket
 import sys
 import threading
 import time
@@ -27,7 +26,7 @@ import httpx
 import MySQLdb
 import websockets
 
-from .client import ChatClient, chat_steadily, one_per_worker, ws_url
+from .client import Account, ChatClient, chat_steadily, one_per_worker, ws_url
 from .native import NativeStack
 
 
@@ -40,6 +39,8 @@ class Outcome:
     detail: str = ""
     acknowledged: list[dict] = field(default_factory=list)
     stored: int = 0
+    clients: int = 0  # clients accounted for, each against its room's stored messages
+    account: Account = field(default_factory=Account)
 
 
 def room() -> str:
@@ -70,6 +71,17 @@ def stored_ids(stack: NativeStack, ids: list[int]) -> set[int]:
     marks = ",".join(["%s"] * len(ids))
     rows = _query(stack, f"SELECT id FROM chat_message WHERE id IN ({marks})", ids)
     return {row[0] for row in rows}
+
+
+def room_offsets(stack, room_name: str) -> list[int]:
+    """The offsets of the room's stored messages, read from MySQL."""
+    if hasattr(stack, "room_offsets"):  # a stack whose MySQL the host cannot reach
+        return stack.room_offsets(room_name)
+    sql = (
+        "SELECT m.`offset` FROM chat_message m JOIN chat_room r ON r.id = m.room_id"
+        " WHERE r.slug = %s"
+    )
+    return [row[0] for row in _query(stack, sql, [room_name])]
 
 
 def room_rows(stack: NativeStack, room_name: str) -> int:
@@ -131,8 +143,7 @@ async def mysql_late(stack: NativeStack, outcome: Outcome) -> None:
     client = ChatClient(stack.http_url, room(), "late")
     await client.connect()
     await client.say("stored once MySQL arrived")
-    outcome.acknowledged += client.acknowledged
-    await client.close()
+    await finish(stack, outcome, [client])
     outcome.detail = "Django waited for MySQL, then migrated and served"
 
 
@@ -150,7 +161,7 @@ async def redis_restart(stack: NativeStack, outcome: Outcome) -> None:
     restarted = time.monotonic()
     closes = await closed_then_rejoined(clients, {1011, 1012}, "the Redis restart")
     outcome.recovery_s = time.monotonic() - restarted
-    await finish(outcome, clients)
+    await finish(stack, outcome, clients)
     outcome.detail = f"sockets closed ({sorted(set(closes))}), clients reconnected, broadcasts flow"
 
 
@@ -170,7 +181,7 @@ async def redis_flushed(stack: NativeStack, outcome: Outcome) -> None:
     flushed = time.monotonic()
     await closed_then_rejoined(clients, {1012}, "the flush")
     outcome.recovery_s = time.monotonic() - flushed
-    await finish(outcome, clients)
+    await finish(stack, outcome, clients)
     outcome.detail = "group memberships lost: sockets closed with 1012 and rejoined"
 
 
@@ -184,10 +195,17 @@ async def closed_then_rejoined(clients: list[ChatClient], codes: set[int], event
     return closes
 
 
-async def finish(outcome: Outcome, clients: list[ChatClient]) -> None:
-    """Count what the clients had acknowledged, and close them."""
+async def finish(stack, outcome: Outcome, clients: list[ChatClient]) -> None:
+    """Count what the clients had acknowledged; bring each up to its room's last stored
+    message (reconnecting and resuming if its socket is closed), hold what it got against
+    the room's stored messages since it joined (Outcome.account), and close it."""
     for client in clients:
         outcome.acknowledged += client.acknowledged
+        if client.joined_at is not None:
+            stored = await asyncio.to_thread(room_offsets, stack, client.room)
+            await client.catch_up(max(stored, default=0))
+            outcome.account += client.account(stored)
+            outcome.clients += 1
         await client.close()
 
 
@@ -199,6 +217,12 @@ async def _closed_within(client: ChatClient, seconds: float) -> int | None:
     except TimeoutError:
         return None
     return client.socket.close_code
+
+
+# Messages the others send while worker_killed's victim is away, and their pace (under
+# the per-socket rate limit).
+AWAY_MESSAGES = 60
+WS_RATE = 8
 
 
 async def worker_killed(stack: NativeStack, outcome: Outcome) -> None:
@@ -215,13 +239,21 @@ async def worker_killed(stack: NativeStack, outcome: Outcome) -> None:
         assert time.monotonic() - killed < 30, "Gunicorn did not replace the worker"
         await asyncio.sleep(0.05)
     outcome.recovery_s = time.monotonic() - killed
-    await everyone_hears(survivors[0], survivors[1:], "the other worker carries on")
-    assert all(client.is_open for client in survivors), "a survivor's socket dropped"
     assert await _closed_within(victim, 10) is not None, "the killed worker's socket stayed open"
+    # While the victim is away, more messages than a new client's page holds (50).
+    for n in range(AWAY_MESSAGES):
+        await survivors[n % len(survivors)].say(f"while it was away {n}")
+        await asyncio.sleep(1 / WS_RATE)
+    assert all(client.is_open for client in survivors), "a survivor's socket dropped"
     await victim.reconnect(within=30)
+    resumed = len(victim.last_history["messages"])
+    assert victim.last_history["recovered"] and resumed == AWAY_MESSAGES, victim.last_history
     await everyone_hears(victim, survivors, "reconnected after the kill")
-    await finish(outcome, clients)
-    outcome.detail = f"worker {killed_pid} replaced; the other worker's clients unaffected"
+    await finish(stack, outcome, clients)
+    outcome.detail = (
+        f"worker {killed_pid} replaced; the other worker's clients unaffected; the killed"
+        f" worker's client resumed the {resumed} messages sent while it was away"
+    )
 
 
 async def mysql_restart(stack: NativeStack, outcome: Outcome) -> None:
@@ -233,8 +265,7 @@ async def mysql_restart(stack: NativeStack, outcome: Outcome) -> None:
     back = time.monotonic()
     await client.say("first message after the restart")  # no stale-connection error
     outcome.recovery_s = time.monotonic() - back
-    outcome.acknowledged += client.acknowledged
-    await client.close()
+    await finish(stack, outcome, [client])
     outcome.detail = "no stale connection: CONN_MAX_AGE = 0"
 
 
@@ -293,8 +324,7 @@ async def gunicorn_sigterm(stack: NativeStack, outcome: Outcome) -> None:
     await client.reconnect(within=30)
     await client.say("after the restart")
     outcome.recovery_s = exited
-    outcome.acknowledged += client.acknowledged
-    await client.close()
+    await finish(stack, outcome, [client])
     outcome.detail = (
         f"exited in {exited:.1f}s (< {EXIT_BOUND_S}s, graceful_timeout {graceful}s);"
         " in-flight request completed"
@@ -367,7 +397,7 @@ async def redis_primary_killed(stack, outcome: Outcome, after_kill=None) -> None
     # acting for 30 s: "+tilt" in its log. None may, or a failover can take minutes.
     sentinel_log = stack.compose("logs", "sentinel").stdout
     assert "+tilt" not in sentinel_log, "a Sentinel entered TILT mode during the failover"
-    await finish(outcome, clients + chatters)
+    await finish(stack, outcome, clients + chatters)
     outcome.detail = (
         f"the replica ({primary}) promoted; room broadcasts back after {room_back:.1f} s,"
         f" steady chatters after {chatters_back:.1f} s; {closed} of {len(clients)} sockets"
@@ -401,10 +431,9 @@ async def malformed_frames(stack: NativeStack, outcome: Outcome) -> None:
         "[]",
     ]:
         await _error_and_still_open(client, frame)
-    outcome.acknowledged += client.acknowledged
     # Only the "still open" messages are stored, none of the bad frames.
     assert room_rows(stack, client.room) == len(client.acknowledged)
-    await client.close()
+    await finish(stack, outcome, [client])
     outcome.detail = "6 kinds, each an error frame; socket stayed open; nothing stored"
 
 
@@ -434,12 +463,10 @@ async def flood(stack: NativeStack, outcome: Outcome) -> None:
         frame = await flooder.next_frame()
         errors += frame.get("type") == "error" and "rate limit" in frame["detail"]
     assert latency < 2, f"bystander waited {latency:.2f}s"
-    outcome.acknowledged += bystander.acknowledged
     outcome.detail = (
         f"rate-limited with error frames; other room answered in {latency * 1000:.0f} ms"
     )
-    await flooder.close()
-    await bystander.close()
+    await finish(stack, outcome, [flooder, bystander])
 
 
 async def foreign_origin(stack: NativeStack, outcome: Outcome) -> None:
@@ -480,38 +507,44 @@ async def path_tricks(stack: NativeStack, outcome: Outcome) -> None:
     )
 
 
+# A socket that stops reading is closed within Uvicorn's ping interval plus its pong
+# timeout (workers.py: 10 s + WS_SEND_TIMEOUT), and a margin.
+STALL_CLOSE_BOUND_S = 30
+CLOSE_TOO_SLOW = 4008
+
+
 async def slow_reader(stack: NativeStack, outcome: Outcome) -> None:
-    """A client that never reads does not stall the others in its room."""
+    """A client that stops reading does not stall the others in its room; the server
+    closes it with 4008, and once it reads again and resumes it has every message."""
     name = room()
-    lazy = socket.socket()
-    lazy.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    lazy.connect(("127.0.0.1", stack.django_port))
-    lazy.sendall(
-        f"GET /ws/chat/{name}/ HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
-        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-        f"Sec-WebSocket-Version: 13\r\nOrigin: {stack.http_url}\r\n\r\n".encode()
-    )
+    stalled = ChatClient(stack.http_url, name, "stalled")
+    await stalled.connect(stalling=True)
     senders = [ChatClient(stack.http_url, name, f"s{n}") for n in range(10)]
     reader = ChatClient(stack.http_url, name, "reader")
     await reader.connect()
     for sender in senders:
         await sender.connect()
     text = "z" * 1900
+    log_before = stack.log_tail("django", 100_000).count("too slow to read")
     start = time.monotonic()
-    try:
-        for burst in range(2):
-            await asyncio.gather(
-                *(s.say(f"{burst}-{n}-{text}", timeout=15) for n, s in enumerate(senders))
-            )
-        expected = {f"{b}-{n}-{text}" for b in range(2) for n in range(10)}
-        while expected - {f["text"] for f in reader.received}:
-            await reader.next_frame(timeout=10)
-        elapsed = time.monotonic() - start
-    finally:
-        lazy.close()
-    await finish(outcome, [*senders, reader])
+    for burst in range(2):
+        await asyncio.gather(
+            *(s.say(f"{burst}-{n}-{text}", timeout=15) for n, s in enumerate(senders))
+        )
+    expected = {f"{b}-{n}-{text}" for b in range(2) for n in range(10)}
+    while expected - {f["text"] for f in reader.received}:
+        await reader.next_frame(timeout=10)
+    elapsed = time.monotonic() - start
+    while stack.log_tail("django", 100_000).count("too slow to read") == log_before:
+        waited = time.monotonic() - start
+        assert waited < STALL_CLOSE_BOUND_S, f"the stalled socket still open after {waited:.0f} s"
+        await asyncio.sleep(0.5)
+    closed_after = time.monotonic() - start
+    assert await _closed_within(stalled, 10) == CLOSE_TOO_SLOW, stalled.socket.close_code
+    await finish(stack, outcome, [*senders, reader, stalled])
     outcome.detail = (
-        f"20 x 2 kB broadcasts reached the reader in {elapsed:.2f}s beside a non-reader"
+        f"20 x 2 kB broadcasts reached the reader in {elapsed:.2f}s beside a non-reader;"
+        f" the non-reader closed with 4008 after {closed_after:.0f} s, then resumed"
     )
 
 
@@ -538,11 +571,29 @@ async def run(scenario, stack: NativeStack, kind: str) -> Outcome:
         outcome.detail = f"{type(error).__name__}: {error}"
     ids = [m["id"] for m in outcome.acknowledged]
     outcome.stored = len(stored_ids(stack, ids)) if stack.is_running("mysql") else 0
+    account = outcome.account
+    if outcome.survived and not account.clean:
+        outcome.survived = False
+        outcome.detail = (
+            f"a client missed messages: {account.gaps} gaps, {account.duplicates} duplicates,"
+            f" {account.out_of_order} out of order, {account.not_recovered} resumes not"
+            f" recovered; {outcome.detail}"
+        )
     return outcome
 
 
+COLUMNS = (
+    "kind", "scenario", "result", "recovery", "sent", "stored",
+    "clients", "expected", "live", "resumed", "gaps", "dups", "disorder", "resumes ok/not",
+)  # fmt: skip
+
+
 def table(outcomes: list[Outcome]) -> str:
-    rows = [("kind", "scenario", "result", "recovery", "sent", "stored", "detail")]
+    """One row per scenario: its result, the messages acknowledged and stored, and every
+    client's messages against its room's stored ones (clients: accounted for; expected:
+    stored since each joined; live and resumed: what they got; gaps, dups, disorder:
+    missed, twice, out of offset order; resumes: recovered or not)."""
+    rows = [(*COLUMNS, "detail")]
     for o in outcomes:
         recovery = f"{o.recovery_s:.2f} s" if o.recovery_s is not None else "-"
         result = (
@@ -552,26 +603,32 @@ def table(outcomes: list[Outcome]) -> str:
             if o.survived
             else "FAILED"
         )
-        rows.append(
-            (o.kind, o.name, result, recovery, str(len(o.acknowledged)), str(o.stored), o.detail)
-        )
-    widths = [max(len(row[i]) for row in rows) for i in range(6)]
+        a = o.account
+        counts = (len(o.acknowledged), o.stored, o.clients, a.expected, a.live, a.resumed)
+        counts += (a.gaps, a.duplicates, a.out_of_order)
+        resumes = f"{a.recovered}/{a.not_recovered}"
+        rows.append((o.kind, o.name, result, recovery, *map(str, counts), resumes, o.detail))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
     lines = [
-        "  ".join(cell.ljust(width) for cell, width in zip(row[:6], widths, strict=True))
+        "  ".join(cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True))
         + "  "
-        + row[6]
+        + row[-1]
         for row in rows
     ]
     faults = [o for o in outcomes if o.kind == "fault"]
     hostile = [o for o in outcomes if o.kind == "hostile"]
     sent = sum(len(o.acknowledged) for o in outcomes)
     stored = sum(o.stored for o in outcomes)
+    total = sum((o.account for o in outcomes), Account())
     lines += [
         "",
         f"faults injected: {len(faults)}, survived: {sum(o.survived for o in faults)}",
         f"hostile inputs tried: {len(hostile)}, rejected: {sum(o.survived for o in hostile)}",
         f"messages acknowledged: {sent}, stored in MySQL: {stored}"
         + ("  (equal)" if sent == stored else "  (LOST MESSAGES)"),
+        f"clients accounted for: {sum(o.clients for o in outcomes)}; gaps {total.gaps},"
+        f" duplicates {total.duplicates}, out of order {total.out_of_order};"
+        f" resumes recovered {total.recovered}, not recovered {total.not_recovered}",
     ]
     return "\n".join(lines)
 

@@ -34,9 +34,10 @@ import psutil
 import redis
 import websockets
 
-from .client import ChatClient, ws_url
+from .client import Account, ChatClient, ws_url
 from .compose import COMPOSE_FILE, PROD_FILE, ROOT
 from .docker import DockerStack, copy_repository, write_prod_env
+from .faults import room_offsets
 from .machine import describe, host, packages
 from .native import NativeStack
 
@@ -85,6 +86,11 @@ class Result:
     echo_sessions: int = 0
     errors: int = 0
     last_error: str = ""
+    # Every chat session and idle socket against its room's stored messages; holes in
+    # the rooms' offsets as MySQL holds them at the end.
+    accounted: int = 0
+    account: Account = field(default_factory=Account)
+    offset_holes: int = 0
 
     def at(self, phase: str) -> Sample:
         return [s for s in self.samples if s.phase == phase][-1]
@@ -130,6 +136,12 @@ class Result:
             (
                 f"errors: {self.errors}" + (f" (last: {self.last_error})" if self.errors else ""),
                 self.errors == 0,
+            ),
+            (
+                f"clients accounted for: {self.accounted}; gaps {self.account.gaps}, duplicates"
+                f" {self.account.duplicates}, out of order {self.account.out_of_order};"
+                f" holes in the rooms' offsets {self.offset_holes}",
+                self.accounted > 0 and self.account.clean and not self.offset_holes,
             ),
         ]
 
@@ -240,10 +252,14 @@ class Churn:
         try:
             await client.connect()
             self.step[n] = "chat send"
-            await client.say(f"soak {n} {time.monotonic():.3f}", timeout=30)
+            own = await client.say(f"soak {n} {time.monotonic():.3f}", timeout=30)
         finally:
             await client.close()
         self.result.chat_sessions += 1
+        # Frames come in offset order: by its own message it had every one since it joined
+        # (offsets have no holes; soak() checks MySQL's at the end).
+        self.result.account += client.account(list(range(1, own["offset"] + 1)))
+        self.result.accounted += 1
 
     async def echo_session(self, n: int) -> None:
         url = ws_url(self.stack.http_url, "/ws/echo/")
@@ -267,14 +283,19 @@ class Churn:
                 await asyncio.sleep(0.5)
 
 
-async def idle_socket(stack, origin: str, room: str, stop: asyncio.Event) -> None:
-    """A socket held open for the whole run, reading every broadcast of its room."""
+async def idle_socket(stack, origin: str, room: str, stop: asyncio.Event, result: Result):
+    """A socket held open for the whole run, reading every broadcast of its room; at the
+    end, accounted for against the room's stored messages."""
     client = ChatClient(stack.http_url, room, "idle", origin)
     await client.connect()
     try:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await client.next_frame(timeout=1)
+        stored = await asyncio.to_thread(room_offsets, stack, room)
+        await client.catch_up(max(stored, default=0))
+        result.account += client.account(stored)
+        result.accounted += 1
     finally:
         await client.close()
 
@@ -296,7 +317,7 @@ async def soak(
     probe = Probe(stack)
     idle_stop = asyncio.Event()
     idlers = [
-        asyncio.create_task(idle_socket(stack, origin, ROOMS[n % len(ROOMS)], idle_stop))
+        asyncio.create_task(idle_socket(stack, origin, ROOMS[n % len(ROOMS)], idle_stop, result))
         for n in range(idle)
     ]
     churn = Churn(stack, origin, result)
@@ -335,6 +356,9 @@ async def soak(
         idle_stop.set()
         await asyncio.gather(*idlers, return_exceptions=True)
         probe.close()
+    for room in ROOMS:
+        stored = room_offsets(stack, room)
+        result.offset_holes += max(stored, default=0) - len(set(stored))
     return result
 
 

@@ -182,6 +182,18 @@ class SwarmStack(PublishedURLs):
         tasks = [c for c in self.containers("django") if c["Config"]["Hostname"] == hostname]
         os.kill(tasks[0]["State"]["Pid"], 9)
 
+    def room_offsets(self, room: str) -> list[int]:
+        """The offsets of the room's stored messages, read by Django in a django task
+        (the Swarm publishes no MySQL port)."""
+        code = (
+            "import json; from chat.models import Message;"
+            f" print(json.dumps(list(Message.objects.filter(room__slug={room!r})"
+            ".values_list('offset', flat=True))))"
+        )
+        task = [c for c in self.containers("django") if c["State"]["Running"]][0]
+        result = docker("exec", task["Id"], "python", "manage.py", "shell", "-c", code)
+        return json.loads(result.stdout.strip().splitlines()[-1])
+
     def service(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
         """`docker service ARGS` with the django service's full name last."""
         return docker("service", *args, f"{self.name}_django", timeout=timeout)

@@ -52,6 +52,10 @@ class ServerSettings(BaseSettings):
     # frames are a few hundred bytes, and the zlib state kept per socket doubled an idle
     # socket's memory and cost a tenth of broadcast throughput (`make bench-tune`).
     ws_per_message_deflate: bool = False
+    # Seconds a client may take to read what was sent to it (the pong to a ping waits
+    # behind it; a send waits at a full buffer) before its socket is closed with 4008: it
+    # resumes what it missed when it reconnects.
+    ws_send_timeout: float = Field(default=10.0, gt=0)
 
 
 class Settings(BaseSettings):
@@ -110,6 +114,9 @@ class Settings(BaseSettings):
     # Frames a second each WebSocket may send (bursts of ws_rate_burst).
     ws_rate_limit: float = Field(default=10.0, gt=0)
     ws_rate_burst: int = Field(default=20, ge=1)
+    # How many missed messages a reconnecting client gets replayed; past that it gets the
+    # latest page and a marker that some may be missing.
+    realtime_resume_limit: int = Field(default=1000, ge=1)
 
     static_root: Path
 

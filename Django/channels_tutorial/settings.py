@@ -50,6 +50,11 @@ MIDDLEWARE = [
     # them before host validation and the HTTPS redirect.
     "core.middleware.HealthProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files on Django's own port too (http://localhost:8080, for debugging), from
+    # what collectstatic wrote; through nginx they never reach Django (WhiteNoise: the
+    # well-kept way to serve them from Gunicorn, where Django's static view needs
+    # runserver and DEBUG).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -130,6 +135,7 @@ USE_TZ = True
 # Per-WebSocket flood limit (realtime.consumers).
 WS_RATE_LIMIT = env.ws_rate_limit
 WS_RATE_BURST = env.ws_rate_burst
+REALTIME_RESUME_LIMIT = env.realtime_resume_limit
 
 STATIC_URL = "/static/"
 # collectstatic writes here; nginx serves the same folder (a shared volume in Compose).

@@ -2,10 +2,15 @@
 
 from uvicorn_worker import UvicornWorker as BaseUvicornWorker
 
+from realtime.compat import WebSocketProtocol
+
 from .config import ServerSettings
 
-# Uvicorn pings idle WebSockets this often; nginx's proxy_read_timeout must be longer.
-WS_PING_INTERVAL = 20.0
+# Uvicorn pings every WebSocket this often; nginx's proxy_read_timeout must be longer.
+# The pong must come back within WS_SEND_TIMEOUT: it waits behind everything sent before
+# the ping, so a client that stopped reading is closed (4008) at most this plus that
+# many seconds after it stopped, before it misses more than a resume replays.
+WS_PING_INTERVAL = 10.0
 # Larger frames close the socket with 1009 (message too big) before the app sees them.
 WS_MAX_SIZE = 64 * 1024
 
@@ -16,17 +21,21 @@ class UvicornWorker(BaseUvicornWorker):
         # Django's ASGI handler does not speak the lifespan protocol; "off" avoids the
         # "ASGI 'lifespan' protocol appears unsupported" line at every worker boot.
         "lifespan": "off",
-        # Uvicorn's own protocol, but the 1009 close frame reaches the client.
-        "ws": "realtime.compat:LingeringWebSocketProtocol",
         "ws_max_size": WS_MAX_SIZE,
         "ws_ping_interval": WS_PING_INTERVAL,
-        "ws_ping_timeout": WS_PING_INTERVAL,
     }
 
     def __init__(self, *args, **kwargs):
         # Read from the environment when Gunicorn starts the worker, not at import.
+        server = ServerSettings()
+        # Uvicorn's own protocol, but the 1009 close frame reaches the client, and a
+        # client that stops reading is closed with 4008 (realtime/compat.py).
+        protocol = type("WebSocketProtocol", (WebSocketProtocol,), {})
+        protocol.send_timeout = server.ws_send_timeout
         self.CONFIG_KWARGS = {
             **self.CONFIG_KWARGS,
-            "ws_per_message_deflate": ServerSettings().ws_per_message_deflate,
+            "ws": protocol,
+            "ws_ping_timeout": server.ws_send_timeout,
+            "ws_per_message_deflate": server.ws_per_message_deflate,
         }
         super().__init__(*args, **kwargs)

@@ -3,7 +3,7 @@ import socket
 
 from pydantic import ValidationError
 
-from realtime.consumers import JsonConsumer
+from realtime.streams import StreamConsumer
 
 from . import services
 from .rooms import InvalidRoomName, room_group_name
@@ -13,12 +13,14 @@ from .schemas import ChatMessageIn
 CLOSE_INVALID_ROOM = 4400
 
 
-class ChatConsumer(JsonConsumer):
-    """One socket in one room: history on connect, then messages both ways."""
+class ChatConsumer(StreamConsumer):
+    """One socket in one room: history on connect (or what it missed, when the page
+    passes the last position it saw), then messages both ways, each once and in order."""
 
     # A socket that Redis silently dropped from its room (Redis restarted or flushed)
-    # would hear nothing more; closed, the page reconnects and reloads the history.
+    # would hear nothing more; closed, the page reconnects and resumes.
     watch_membership = True
+    history_length = services.HISTORY_LENGTH
     # chat_message only forwards to the socket; the database work runs in services,
     # whose database_sync_to_async closes stale connections itself. Without Channels'
     # per-event hop to the sync thread, broadcasts ran about 1.3x faster (make bench-tune).
@@ -35,17 +37,12 @@ class ChatConsumer(JsonConsumer):
             return
         await self.join(self.group)
         await self.accept()
-        history = await services.aroom_history(room=self.room)
         # Which server (the container's host name when replicated) and which of its
         # Uvicorn processes hold this socket.
-        await self.send_json(
-            {
-                "type": "history",
-                "messages": history,
-                "server": socket.gethostname(),
-                "worker_pid": os.getpid(),
-            }
-        )
+        await self.stream_start(server=socket.gethostname(), worker_pid=os.getpid())
+
+    async def stream_page(self, after, limit):
+        return await services.aroom_page(room=self.room, after=after, limit=limit)
 
     async def on_message(self, content):
         try:
@@ -61,7 +58,7 @@ class ChatConsumer(JsonConsumer):
         )
 
     async def chat_message(self, event):
-        await self.send_json({"type": "message", **event["message"]})
+        await self.stream_deliver(event["message"])
 
 
 def _describe(error: ValidationError) -> str:

@@ -2,6 +2,9 @@
 their async versions at the bottom, each wrapped once."""
 
 from channels.db import database_sync_to_async
+from django.db import transaction
+
+from realtime.positions import Page, offset_take
 
 from .models import Message, Room
 from .rooms import room_name_validate
@@ -13,6 +16,8 @@ def message_as_dict(message: Message) -> dict:
     return {
         "id": message.id,
         "room": message.room.slug,
+        "epoch": message.room.epoch,
+        "offset": message.offset,
         "nickname": message.nickname,
         "text": message.text,
         "created_at": message.created_at.isoformat(),
@@ -21,19 +26,33 @@ def message_as_dict(message: Message) -> dict:
 
 def message_create(*, room: str, nickname: str, text: str) -> dict:
     room_obj, _ = Room.objects.get_or_create(slug=room_name_validate(room))
-    message = Message.objects.create(room=room_obj, nickname=nickname, text=text)
+    with transaction.atomic():
+        position = offset_take(Room, room_obj.pk)
+        room_obj.epoch = position.epoch
+        message = Message.objects.create(
+            room=room_obj, offset=position.offset, nickname=nickname, text=text
+        )
     return message_as_dict(message)
+
+
+def room_page(*, room: str, after: int | None = None, limit: int = HISTORY_LENGTH) -> Page:
+    """The room's messages after offset `after`, oldest first, at most `limit`; with
+    `after` None, its last `limit` messages."""
+    room_obj = Room.objects.filter(slug=room_name_validate(room)).first()
+    if room_obj is None:
+        return Page(epoch="")
+    messages = room_obj.messages.select_related("room")
+    if after is None:
+        recent = list(reversed(messages.order_by("-offset")[:limit]))
+    else:
+        recent = list(messages.filter(offset__gt=after).order_by("offset")[:limit])
+    return Page(room_obj.epoch, [message_as_dict(message) for message in recent])
 
 
 def room_history(*, room: str, limit: int = HISTORY_LENGTH) -> list[dict]:
     """The room's last `limit` messages, oldest first."""
-    recent = (
-        Message.objects.filter(room__slug=room_name_validate(room))
-        .select_related("room")
-        .order_by("-id")[:limit]
-    )
-    return [message_as_dict(message) for message in reversed(recent)]
+    return room_page(room=room, limit=limit).items
 
 
 amessage_create = database_sync_to_async(message_create)
-aroom_history = database_sync_to_async(room_history)
+aroom_page = database_sync_to_async(room_page)

@@ -9,8 +9,10 @@ unpatched library, and goes once upstream fixes it:
   unpatched class against a real Redis and fails once upstream fixes a defect.
 - group_members (channels-redis): which channels Redis still lists in a group, read from
   channels-redis's own keys in one pipelined round trip (realtime.membership).
-- LingeringWebSocketProtocol (uvicorn): the 1009 close frame for an oversized frame reaches
-  the client.
+- WebSocketProtocol (uvicorn): the 1009 close frame for an oversized frame reaches the
+  client; a client too slow to read (no pong in time, or a send held up) is closed with
+  CLOSE_TOO_SLOW, and aborted if it never reads, instead of holding its consumer up and
+  its buffers for ever.
 
 tests/realtime/test_compat.py fails when an installed version differs from UPSTREAM:
 then re-run the tests named above, delete what upstream fixed, and update UPSTREAM.
@@ -18,11 +20,14 @@ then re-run the tests named above, delete what upstream fixed, and update UPSTRE
 
 import asyncio
 import collections
+import logging
 import time
 
 from channels_redis.core import RedisChannelLayer as BaseRedisChannelLayer
 from redis.asyncio import ConnectionPool
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+logger = logging.getLogger(__name__)
 
 # The versions these workarounds were written against and tested with.
 UPSTREAM = {"channels-redis": "4.3.0", "uvicorn": "0.54.0"}
@@ -211,12 +216,35 @@ async def group_members(layer: BaseRedisChannelLayer, pairs: list[tuple[str, str
 LINGER_S = 1.0
 
 
-class LingeringWebSocketProtocol(WebSocketsSansIOProtocol):
-    """Uvicorn closes the connection right after its close frame for a protocol error
-    (1009 for a frame over ws_max_size). The client is still sending the rest of that
-    frame, so the kernel answers with RST, which can destroy the close frame before it is
-    read: the client saw 1006 about half the time. This one keeps reading and dropping
-    for LINGER_S, then closes."""
+# Close code for a client that stopped reading: the answer to a ping, which waits behind
+# everything sent before it, did not come within ws_ping_timeout, or a send waited
+# send_timeout at a full buffer. It reconnects and resumes what it missed.
+CLOSE_TOO_SLOW = 4008
+
+
+class WebSocketProtocol(WebSocketsSansIOProtocol):
+    """Uvicorn's WebSocket protocol with two changes.
+
+    Lingering: Uvicorn closes the connection right after its close frame for a protocol
+    error (1009 for a frame over ws_max_size). The client is still sending the rest of
+    that frame, so the kernel answers with RST, which can destroy the close frame before
+    it is read: the client saw 1006 about half the time. This one keeps reading and
+    dropping for LINGER_S, then closes.
+
+    Slow clients: a pong comes back only once the client has read everything sent before
+    its ping, through every buffer on the way (nginx's included), so a missing pong is
+    the measure of a client that fell behind. Uvicorn then closes with 1011 and
+    transport.close(), which waits for ever to flush to a client that does not read; and
+    its send() waits without a bound while the connection's write buffer is full (the
+    private `writable` event), holding the consumer there while the channel layer queues,
+    then drops, every message for it. Here both close with CLOSE_TOO_SLOW: the close frame
+    goes after what is buffered (a client that reads again sees it last), the connection
+    is aborted close_timeout later if the client does not answer, and the consumer gets
+    its websocket.disconnect. Sends after that are dropped, as for any socket the client
+    closed meanwhile.
+    """
+
+    send_timeout: float = 10.0
 
     def handle_parser_exception(self) -> None:
         assert self.conn.close_sent is not None
@@ -231,3 +259,35 @@ class LingeringWebSocketProtocol(WebSocketsSansIOProtocol):
         if getattr(self, "lingering", False):
             return  # what is left of the frame that failed
         super().data_received(data)
+
+    async def send(self, message) -> None:
+        if getattr(self, "too_slow", False):
+            return
+        if message["type"] == "websocket.send" and not self.writable.is_set():
+            try:
+                async with asyncio.timeout(self.send_timeout):
+                    await self.writable.wait()
+            except TimeoutError:
+                self.close_too_slow(f"a send waited {self.send_timeout:.0f} s")
+                return
+        await super().send(message)
+
+    def keepalive_timeout(self) -> None:
+        self.pong_timer = None
+        self.pending_ping_payload = None
+        self.close_too_slow(f"no pong within {self.ping_timeout:.0f} s")
+
+    def close_too_slow(self, why: str = "") -> None:
+        self.too_slow = True
+        if self.close_sent or self.transport.is_closing():
+            return
+        reason = "too slow to read"
+        self.queue.put_nowait(
+            {"type": "websocket.disconnect", "code": CLOSE_TOO_SLOW, "reason": reason}
+        )
+        self.conn.send_close(CLOSE_TOO_SLOW, reason)
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        self.close_sent = True
+        self.close_timer = self.loop.call_later(self.close_timeout, self.transport.abort)
+        peer = "{}:{}".format(*self.client) if self.client else "?"
+        logger.warning("%s: WebSocket too slow to read (%s); closing with %d", peer, why, 4008)

@@ -18,6 +18,9 @@ CLOSE_LAYER_LOST = 1011
 # Close code when Redis no longer lists this socket in a group it joined (Redis restarted
 # and lost its data): the client reconnects, rejoins and gets the history it missed.
 CLOSE_MEMBERSHIP_LOST = 1012
+# Close code for a handshake that came while the channel layer was unavailable: the
+# socket is accepted only to say "try again later", as a 403 would say "forbidden".
+CLOSE_TRY_AGAIN = 1013
 # Frames a second each socket may send, in bursts of up to RATE_BURST, unless settings
 # say otherwise (WS_RATE_LIMIT, WS_RATE_BURST).
 RATE_LIMIT = 10.0
@@ -43,8 +46,9 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
 
     Each socket may send settings.WS_RATE_LIMIT frames a second (bursts of WS_RATE_BURST);
     beyond that, frames are dropped with an error frame. If the channel layer itself fails,
-    the socket closes with 1011 so the client reconnects, and the worker's layer pools are
-    reset; any other error in a handler is the handler's, as in Channels.
+    the socket closes with 1011 so the client reconnects (1013 "try again later" when it
+    failed during the handshake), and the worker's layer pools are reset; any other error
+    in a handler is the handler's, as in Channels.
     """
 
     watch_membership = False
@@ -64,12 +68,16 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
 
     async def __call__(self, scope, receive, send):
         self.joined: list[str] = []
+        self.accepted = False
         try:
             await super().__call__(scope, receive, send)
         except ChannelLayerLost as lost:
             logger.warning("%s (%s); closing the socket for a reconnect", lost, lost.__cause__)
             with contextlib.suppress(OSError):  # the client may be gone already
-                await send({"type": "websocket.close", "code": CLOSE_LAYER_LOST})
+                if not self.accepted:  # a close before accept would be HTTP 403
+                    await send({"type": "websocket.accept"})
+                code = CLOSE_LAYER_LOST if self.accepted else CLOSE_TRY_AGAIN
+                await send({"type": "websocket.close", "code": code})
             await reset_layer_pools(lost.layer)
         finally:
             self._watch([])
@@ -91,6 +99,10 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
         )
         await super().websocket_connect(message)  # joins self.groups, calls connect()
         self._watch(self.watched_groups())
+
+    async def accept(self, subprotocol=None, headers=None):
+        await super().accept(subprotocol, headers)
+        self.accepted = True
 
     async def websocket_disconnect(self, message):
         # Unwatched first: leaving the groups below is not Redis losing them.

@@ -11,7 +11,8 @@ for key, value in {
     "MYSQL_DATABASE": "unused",
     "MYSQL_USER": "unused",
     "MYSQL_PASSWORD": "unused",
-    "STATIC_ROOT": tempfile.gettempdir(),
+    # Empty: WhiteNoise reads the whole folder when the app starts.
+    "STATIC_ROOT": tempfile.mkdtemp(prefix="static-"),
 }.items():
     os.environ.setdefault(key, value)
 

@@ -12,7 +12,7 @@ import uuid
 import httpx
 import pytest
 
-from proving_ground import faults
+from proving_ground import faults, storm
 from proving_ground.client import ChatClient
 from proving_ground.compose import ROOT
 from proving_ground.tests.test_chat import (  # noqa: F401 - collected here, on the containers
@@ -86,6 +86,10 @@ async def test_history_survives_down_and_up(stack):
 
 
 async def test_killed_django_container_is_restarted_by_its_policy(stack):
+    room = f"docker-{uuid.uuid4().hex[:10]}"
+    away = ChatClient(stack.http_url, room, "away")
+    await away.connect()
+    await away.say("before the kill")
     before = stack.container("django")
     # SIGKILL from the host to the container's init, as a crash or the OOM killer would.
     os.kill(before["State"]["Pid"], 9)
@@ -94,10 +98,13 @@ async def test_killed_django_container_is_restarted_by_its_policy(stack):
         assert time.monotonic() < deadline, "Docker did not restart the django container"
         await asyncio.sleep(0.5)
     stack.wait_healthy("django")
-    client = ChatClient(stack.http_url, f"docker-{uuid.uuid4().hex[:10]}", "back")
+    client = ChatClient(stack.http_url, room, "back")
     await client.reconnect(within=60)
     assert (await client.say("served after the restart"))["id"]
-    await client.close()
+    # The first client was away for that one: it resumes it, and misses nothing.
+    outcome = faults.Outcome("fault", "django killed")
+    await faults.finish(stack, outcome, [away, client])
+    assert outcome.account.clean and outcome.account.resumed == 1, outcome.account
 
 
 async def test_compose_stop_is_graceful_and_well_inside_the_grace_period(stack):
@@ -119,3 +126,13 @@ async def test_compose_stop_is_graceful_and_well_inside_the_grace_period(stack):
     assert state["ExitCode"] == 0, f"exit code {state['ExitCode']}: Docker had to SIGKILL"
     assert stopped < faults.EXIT_BOUND_S < grace, f"stop took {stopped:.1f}s (grace {grace}s)"
     stack.compose("up", "-d", "--wait", "--wait-timeout", "300")
+
+
+async def test_a_reconnect_storm_resumes_every_socket(stack):
+    # 500 sockets in 10 rooms, `docker compose restart django`: all reconnect at once and
+    # resume, messages sent meanwhile included; `make storm` prints the figures.
+    outcome = await faults.run(storm.reconnect_storm, stack, "fault")
+    print(faults.table([outcome]))
+    assert outcome.survived, outcome.detail
+    assert outcome.clients == storm.ROOMS * storm.PER_ROOM
+    assert outcome.account.clean and outcome.account.resumed, outcome.account

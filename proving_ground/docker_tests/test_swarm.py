@@ -10,6 +10,7 @@ import httpx
 import pytest
 import websockets
 
+from proving_ground import faults
 from proving_ground.client import ChatClient, one_per_server
 from proving_ground.docker import docker
 from proving_ground.faults import everyone_hears
@@ -26,6 +27,16 @@ def swarm():
 
 def room() -> str:
     return f"swarm-{uuid.uuid4().hex[:10]}"
+
+
+async def accounted(swarm, clients: list[ChatClient]) -> faults.Outcome:
+    """Every client against its room's stored messages (then closed): none missed any."""
+    outcome = faults.Outcome("fault", "swarm")
+    await faults.finish(swarm, outcome, clients)
+    print(faults.table([outcome]))
+    assert outcome.clients == len(clients)
+    assert outcome.account.clean and outcome.account.expected, outcome.account
+    return outcome
 
 
 async def clients_on(swarm, replicas: set[str], name: str) -> list[ChatClient]:
@@ -71,10 +82,12 @@ async def test_a_killed_replica_is_replaced_and_the_others_sockets_stay_open(swa
     assert victim.server not in swarm.django_hostnames()
     assert len(swarm.django_hostnames()) == 3, f"not replaced after {replaced:.0f}s"
     assert all(client.is_open for client in survivors)
+    for n in range(5):  # while the victim is away: its resume must bring them
+        await survivors[n % len(survivors)].say(f"while it was away {n}")
     await victim.reconnect(within=30)
+    assert victim.last_history["recovered"] and len(victim.last_history["messages"]) == 5
     await everyone_hears(survivors[0], [victim, *survivors[1:]], "the others never noticed")
-    for client in clients:
-        await client.close()
+    await accounted(swarm, clients)
 
 
 async def test_a_rolling_update_keeps_every_acknowledged_message(swarm):
@@ -85,6 +98,6 @@ async def test_a_rolling_update_keeps_every_acknowledged_message(swarm):
     # Every socket was on a replaced task, so each closed and reconnected at least once.
     assert update["reconnects"] >= len(clients), update
     for client in clients:
-        await client.close()
         assert client.acknowledged
         assert await stored_in_history(swarm, client, ORIGIN), client.nickname
+    await accounted(swarm, clients)

@@ -1,9 +1,14 @@
 """Faults, each on the native stack; every acknowledged message must be in MySQL."""
 
 import pytest
+import websockets
 
 from proving_ground import faults
+from proving_ground.client import ChatClient
 from proving_ground.native import NativeStack
+
+# realtime/consumers.py: the channel layer failed during the handshake.
+CLOSE_TRY_AGAIN = 1013
 
 
 @pytest.fixture(scope="module")
@@ -61,3 +66,19 @@ async def test_sigterm_on_a_stack_of_its_own():
     # graceful_timeout. `make faults` runs it after the Redis faults as well.
     with NativeStack(django_env={"WEB_CONCURRENCY": "2"}) as stack:
         await assert_survives(faults.gunicorn_sigterm, stack)
+
+
+async def test_a_handshake_while_redis_is_down_is_told_to_try_again(fault_stack):
+    # Not HTTP 403 ("forbidden"): accepted, then closed with 1013 "try again later"; the
+    # client backs off and gets in once Redis is back.
+    client = ChatClient(fault_stack.http_url, faults.room(), "early")
+    fault_stack.stop_service("redis")
+    try:
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await client.connect()
+        assert closed.value.rcvd.code == CLOSE_TRY_AGAIN
+    finally:
+        fault_stack.start_service("redis")
+    await client.reconnect(within=30)
+    await client.say("in after Redis came back")
+    await client.close()

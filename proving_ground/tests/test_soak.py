@@ -41,6 +41,9 @@ def growth_per_session(stack: NativeStack) -> float:
     print(f"RSS growth: {growth:+.2f} KiB per session over {result.sessions_after_warmup}")
     assert result.errors == 0, result.last_error
     assert result.sessions_after_warmup > 1000
+    # Every session and idle socket got every message of its room since it joined.
+    assert result.accounted > 1000 and result.account.clean, result.account
+    assert result.offset_holes == 0
     return growth
 
 

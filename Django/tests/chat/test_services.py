@@ -1,7 +1,7 @@
 import pytest
 
 from chat import services
-from chat.models import Message
+from chat.models import Message, Room
 from chat.rooms import InvalidRoomName
 
 pytestmark = pytest.mark.django_db
@@ -27,3 +27,29 @@ def test_bad_room_names_are_refused(room):
     with pytest.raises(InvalidRoomName, match="room names are"):
         services.message_create(room=room, nickname="x", text="y")
     assert not Message.objects.exists()
+
+
+def test_each_room_numbers_its_messages_from_one_without_holes():
+    offsets = {"a": [], "b": []}
+    for n in range(6):
+        room = "ab"[n % 2]
+        offsets[room].append(services.message_create(room=room, nickname="x", text="y")["offset"])
+    assert offsets == {"a": [1, 2, 3], "b": [1, 2, 3]}
+
+
+def test_room_page_after_an_offset_and_the_latest_page():
+    sent = [services.message_create(room="p", nickname="x", text=f"m{n}") for n in range(10)]
+    page = services.room_page(room="p", after=7, limit=50)
+    assert page.epoch == sent[0]["epoch"]
+    assert [m["offset"] for m in page.items] == [8, 9, 10]
+    assert [m["offset"] for m in services.room_page(room="p", after=2, limit=3).items] == [3, 4, 5]
+    assert [m["offset"] for m in services.room_page(room="p", limit=3).items] == [8, 9, 10]
+    assert services.room_page(room="never-used").items == []
+
+
+def test_a_room_made_again_starts_a_new_epoch():
+    first = services.message_create(room="again", nickname="x", text="y")
+    Room.objects.filter(slug="again").delete()
+    second = services.message_create(room="again", nickname="x", text="y")
+    assert second["offset"] == 1
+    assert second["epoch"] != first["epoch"]

@@ -31,7 +31,7 @@ def test_the_channels_redis_internals_used_are_there():
 
 
 def test_uvicorn_still_closes_at_once_after_a_protocol_error():
-    # The defect LingeringWebSocketProtocol works around: upstream closes the transport
+    # The defect WebSocketProtocol works around: upstream closes the transport
     # straight after its close frame. If this line is gone, re-check test_hostile.py
     # without the subclass.
     source = inspect.getsource(WebSocketsSansIOProtocol.handle_parser_exception)
@@ -44,3 +44,12 @@ async def test_a_receive_reaches_redis_through_the_subclass():
     channel = await layer.new_channel()
     with pytest.raises(Exception, match="Connect|connect"):
         await layer.receive(channel)
+
+
+def test_uvicorns_slow_client_internals_are_still_there():
+    # WebSocketProtocol's slow-client close replaces keepalive_timeout and waits on the
+    # private `writable` event that send() waits on.
+    assert "self.conn.fail(1011" in inspect.getsource(WebSocketsSansIOProtocol.keepalive_timeout)
+    assert "await self.writable.wait()" in inspect.getsource(WebSocketsSansIOProtocol.send)
+    init = inspect.getsource(WebSocketsSansIOProtocol.__init__)
+    assert "self.pong_timer" in init and "self.close_timeout" in init

@@ -107,13 +107,37 @@ async def test_a_redis_error_in_a_handler_is_the_handlers_not_a_lost_layer(reset
     assert resets == []
 
 
-async def test_a_failing_channel_layer_closes_the_socket_and_resets_its_pools(monkeypatch, resets):
+async def test_a_layer_failing_during_the_handshake_says_try_again_not_forbidden(
+    monkeypatch, resets
+):
     async def refused(self, group, channel):
         raise RedisConnectionError("Connection refused")
 
     monkeypatch.setattr(InMemoryChannelLayer, "group_add", refused)
     comm = WebsocketCommunicator(RoomConsumer.as_asgi(), "/ws/room/")
     await comm.send_input({"type": "websocket.connect"})
+    # Closed before accept, Uvicorn would answer HTTP 403.
+    assert await comm.receive_output(timeout=2) == {"type": "websocket.accept"}
+    assert await comm.receive_output(timeout=2) == {
+        "type": "websocket.close",
+        "code": consumers.CLOSE_TRY_AGAIN,
+    }
+    assert resets == [get_channel_layer()]
+
+
+async def test_a_layer_failing_on_an_open_socket_closes_it_and_resets_its_pools(
+    monkeypatch, resets
+):
+    add = InMemoryChannelLayer.group_add
+
+    async def refused_for_kitchen(self, group, channel):
+        if group == "kitchen":
+            raise RedisConnectionError("Connection refused")
+        await add(self, group, channel)
+
+    monkeypatch.setattr(InMemoryChannelLayer, "group_add", refused_for_kitchen)
+    comm = await connected()
+    await comm.send_json_to({"type": "join", "room": "kitchen"})
     assert await comm.receive_output(timeout=2) == {
         "type": "websocket.close",
         "code": consumers.CLOSE_LAYER_LOST,
