@@ -46,12 +46,15 @@ class StreamConsumer(JsonConsumer):
     def resume_limit(self) -> int:
         return getattr(settings, "REALTIME_RESUME_LIMIT", RESUME_LIMIT)
 
-    async def stream_start(self, **extra) -> None:
-        self.position: Position | None = None
+    async def websocket_connect(self, message):
+        self.position: Position | None = None  # None until stream_start, and after a resync
         self._pending: dict[int, dict] = {}
         self._gap_timer: asyncio.TimerHandle | None = None
         self._gap_task: asyncio.Task | None = None
         self._stream_lock = asyncio.Lock()
+        await super().websocket_connect(message)
+
+    async def stream_start(self, **extra) -> None:
         try:
             asked = position_from_query(self.scope.get("query_string", b""))
         except BadPosition as error:
@@ -62,8 +65,11 @@ class StreamConsumer(JsonConsumer):
 
     async def on_resume(self, content) -> None:
         epoch, offset = content.get("epoch"), content.get("offset")
-        if not isinstance(epoch, str) or not isinstance(offset, int) or offset < 0:
+        if not isinstance(epoch, str) or type(offset) is not int or offset < 0:
             await self.send_error("resume needs a string epoch and an offset >= 0")
+            return
+        if self.position is None:
+            await self.send_error("resume: this socket follows no stream")
             return
         async with self._stream_lock:
             await self._send_history(Position(epoch, offset), {})
@@ -135,9 +141,9 @@ class StreamConsumer(JsonConsumer):
         await self.close(code=CLOSE_RESYNC)
 
     async def websocket_disconnect(self, message):
-        if getattr(self, "_gap_timer", None) is not None:
+        if self._gap_timer is not None:
             self._gap_timer.cancel()
-        if getattr(self, "_gap_task", None) is not None:
+        if self._gap_task is not None:
             self._gap_task.cancel()
         await super().websocket_disconnect(message)
 
