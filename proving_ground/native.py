@@ -59,10 +59,20 @@ class ServiceHTTPExecutor(HTTPExecutor):
         return {key: value for key, value in super().envvars.items() if key in keep}
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((LOCALHOST, 0))
-        return sock.getsockname()[1]
+    """A port nothing listens on, never one this process handed out before: the kernel
+    can give the same free port to two binds in a row, and a stack's nginx then found
+    its own Gunicorn on its port (`make faults` saw it once)."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind((LOCALHOST, 0))
+            port = sock.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def require_binaries(binaries: dict[str, str] = BINARIES) -> dict[str, str]:

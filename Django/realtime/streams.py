@@ -127,8 +127,10 @@ class StreamConsumer(JsonConsumer):
             if page.epoch != self.position.epoch or len(page.items) > self.resume_limit:
                 await self._resync("too many items missing")
                 return
+            missing = min(self._pending) - self.position.offset - 1
             for item in page.items:
                 self._pending.setdefault(item["offset"], item)
+            logger.info("%s: %d missing items read from the store", self.channel_name, missing)
             await self._flush()
             while self._pending:  # what the store does not have was deleted: skip it
                 self.position = Position(self.position.epoch, min(self._pending) - 1)

@@ -82,3 +82,9 @@ async def test_a_handshake_while_redis_is_down_is_told_to_try_again(fault_stack)
     await client.reconnect(within=30)
     await client.say("in after Redis came back")
     await client.close()
+
+
+async def test_broadcasts_the_layer_dropped_are_read_from_mysql():
+    with NativeStack(django_env={"WEB_CONCURRENCY": "2", **faults.DROPPING_LAYER}) as stack:
+        outcome = await assert_survives(faults.layer_drops, stack)
+    assert outcome.account.expected and outcome.account.clean, outcome.account
