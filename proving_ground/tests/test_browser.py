@@ -140,9 +140,10 @@ def test_pages_pass_the_content_security_policy(stack, open_window):
     assert page.errors == [], page.errors
 
 
-def test_a_page_that_lost_its_connection_gets_every_message_once_in_order(stack, open_window):
-    # Alice's page goes through nginx, Bob's through Django's own port: with nginx stopped,
-    # Alice is cut off while Bob sends more messages than a new page's history holds (50).
+def cut_off_while_the_other_talks(stack, open_window, count: int):
+    """Alice's page goes through nginx, Bob's through Django's own port. After one
+    message both see, nginx stops: Alice is cut off while Bob sends `count` more. Returns
+    both pages, the texts Bob sent, and nginx started again."""
     room = f"away-{uuid.uuid4().hex[:8]}"
     alice, bob = open_window(), open_window()
     alice.goto(f"{stack.http_url}/chat/{room}/")
@@ -151,7 +152,7 @@ def test_a_page_that_lost_its_connection_gets_every_message_once_in_order(stack,
         expect(page.locator("#state")).to_have_attribute("data-state", "open")
     send(bob, "bob", "before")
     expect(alice.locator("#messages li .text")).to_have_text(["before"])
-    texts = ["before"] + [f"while away {n}" for n in range(70)]
+    texts = ["before"] + [f"while away {n}" for n in range(count)]
     stack.stop_service("nginx")
     try:
         expect(alice.locator("#state")).to_have_attribute("data-state", "reconnecting")
@@ -162,6 +163,12 @@ def test_a_page_that_lost_its_connection_gets_every_message_once_in_order(stack,
     finally:
         stack.start_service("nginx")
     expect(alice.locator("#state")).to_have_attribute("data-state", "open", timeout=20_000)
+    return alice, bob, texts
+
+
+def test_a_page_that_lost_its_connection_gets_every_message_once_in_order(stack, open_window):
+    # More messages than a new page's history holds (50): all come back by the resume.
+    alice, bob, texts = cut_off_while_the_other_talks(stack, open_window, 70)
     expect(alice.locator("#messages li .text")).to_have_text(texts, timeout=10_000)
     assert alice.locator("#messages li.gap").count() == 0
     assert alice.errors == [] and bob.errors == []
@@ -171,25 +178,9 @@ def test_a_page_away_for_longer_than_a_resume_replays_marks_the_gap(open_window)
     # Resumes replay at most 5 messages here: away for 60, the page gets the latest 50
     # and marks where the others would have been.
     with NativeStack(django_env={"WEB_CONCURRENCY": "1", "REALTIME_RESUME_LIMIT": "5"}) as stack:
-        room = f"gap-{uuid.uuid4().hex[:8]}"
-        alice, bob = open_window(), open_window()
-        alice.goto(f"{stack.http_url}/chat/{room}/")
-        bob.goto(f"{stack.django_url}/chat/{room}/")
-        for page in (alice, bob):
-            expect(page.locator("#state")).to_have_attribute("data-state", "open")
-        send(bob, "bob", "before")
-        expect(alice.locator("#messages li .text")).to_have_text(["before"])
-        stack.stop_service("nginx")
-        expect(alice.locator("#state")).to_have_attribute("data-state", "reconnecting")
-        texts = [f"while away {n}" for n in range(60)]
-        for n, text in enumerate(texts, start=2):
-            send(bob, "bob", text)
-            expect(bob.locator("#messages li")).to_have_count(n)
-            bob.wait_for_timeout(110)  # under the per-socket rate limit
-        stack.start_service("nginx")
-        expect(alice.locator("#state")).to_have_attribute("data-state", "open", timeout=20_000)
+        alice, bob, texts = cut_off_while_the_other_talks(stack, open_window, 60)
         items = alice.locator("#messages li")
         expect(items).to_have_count(52)  # "before", the marker, the latest 50
         expect(items.nth(1)).to_have_class("gap")
-        expect(alice.locator("#messages li .text")).to_have_text(["before", *texts[10:]])
+        expect(alice.locator("#messages li .text")).to_have_text(["before", *texts[11:]])
         assert alice.errors == [] and bob.errors == []
