@@ -79,8 +79,11 @@ async def test_a_handshake_while_redis_is_down_is_told_to_try_again(fault_stack)
         assert closed.value.rcvd.code == CLOSE_TRY_AGAIN
     finally:
         fault_stack.start_service("redis")
+    # Back in once Redis is: the history frame means the join worked. (A message sent
+    # now may still meet a worker's pooled connection to the Redis that was stopped and
+    # close with 1011 once, as in redis_restart; not what this test is about.)
     await client.reconnect(within=30)
-    await client.say("in after Redis came back")
+    assert client.last_history["type"] == "history"
     await client.close()
 
 
