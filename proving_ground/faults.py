@@ -27,7 +27,13 @@ import MySQLdb
 import websockets
 
 from .client import Account, ChatClient, chat_steadily, one_per_worker, ws_url
+from .compose import ROOT
 from .native import NativeStack
+
+sys.path.insert(0, str(ROOT / "Django"))
+# The close codes the scenarios expect, as the template defines them.
+from realtime.compat import CLOSE_TOO_SLOW  # noqa: E402
+from realtime.consumers import CLOSE_TRY_AGAIN  # noqa: E402, F401 - test_faults uses it
 
 
 @dataclass
@@ -543,7 +549,6 @@ async def path_tricks(stack: NativeStack, outcome: Outcome) -> None:
 # A socket that stops reading is closed within Uvicorn's ping interval plus its pong
 # timeout (workers.py: 10 s + WS_SEND_TIMEOUT), and a margin.
 STALL_CLOSE_BOUND_S = 30
-CLOSE_TOO_SLOW = 4008
 
 
 async def slow_reader(stack: NativeStack, outcome: Outcome) -> None:

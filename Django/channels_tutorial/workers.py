@@ -30,8 +30,9 @@ class UvicornWorker(BaseUvicornWorker):
         server = ServerSettings()
         # Uvicorn's own protocol, but the 1009 close frame reaches the client, and a
         # client that stops reading is closed with 4008 (realtime/compat.py).
-        protocol = type("WebSocketProtocol", (WebSocketProtocol,), {})
-        protocol.send_timeout = server.ws_send_timeout
+        protocol = type(
+            "WebSocketProtocol", (WebSocketProtocol,), {"send_timeout": server.ws_send_timeout}
+        )
         self.CONFIG_KWARGS = {
             **self.CONFIG_KWARGS,
             "ws": protocol,

@@ -7,9 +7,6 @@ from proving_ground import faults
 from proving_ground.client import ChatClient
 from proving_ground.native import NativeStack
 
-# realtime/consumers.py: the channel layer failed during the handshake.
-CLOSE_TRY_AGAIN = 1013
-
 
 @pytest.fixture(scope="module")
 def fault_stack():
@@ -76,7 +73,7 @@ async def test_a_handshake_while_redis_is_down_is_told_to_try_again(fault_stack)
     try:
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await client.connect()
-        assert closed.value.rcvd.code == CLOSE_TRY_AGAIN
+        assert closed.value.rcvd.code == faults.CLOSE_TRY_AGAIN
     finally:
         fault_stack.start_service("redis")
     # Back in once Redis is: the history frame means the join worked. (A message sent
