@@ -98,7 +98,7 @@ class ChatClient:
 
     @property
     def url(self) -> str:
-        path = f"/ws/chat/{self.room}/"
+        path = f"/ws/talk/{self.room}/"
         if self.offset is not None:
             path += f"?epoch={quote(self.epoch or '')}&offset={self.offset}"
         return ws_url(self.base_url, path)

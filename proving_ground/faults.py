@@ -75,7 +75,7 @@ def stored_ids(stack: NativeStack, ids: list[int]) -> set[int]:
     if not ids:
         return set()
     marks = ",".join(["%s"] * len(ids))
-    rows = _query(stack, f"SELECT id FROM chat_message WHERE id IN ({marks})", ids)
+    rows = _query(stack, f"SELECT id FROM talk_message WHERE id IN ({marks})", ids)
     return {row[0] for row in rows}
 
 
@@ -84,7 +84,7 @@ def room_offsets(stack, room_name: str) -> list[int]:
     if hasattr(stack, "room_offsets"):  # a stack whose MySQL the host cannot reach
         return stack.room_offsets(room_name)
     sql = (
-        "SELECT m.`offset` FROM chat_message m JOIN chat_room r ON r.id = m.room_id"
+        "SELECT m.`offset` FROM talk_message m JOIN talk_room r ON r.id = m.room_id"
         " WHERE r.slug = %s"
     )
     return [row[0] for row in _query(stack, sql, [room_name])]
@@ -93,7 +93,7 @@ def room_offsets(stack, room_name: str) -> list[int]:
 def room_rows(stack: NativeStack, room_name: str) -> int:
     """How many messages MySQL holds for the room."""
     sql = (
-        "SELECT COUNT(*) FROM chat_message m JOIN chat_room r ON r.id = m.room_id WHERE r.slug = %s"
+        "SELECT COUNT(*) FROM talk_message m JOIN talk_room r ON r.id = m.room_id WHERE r.slug = %s"
     )
     return _query(stack, sql, [room_name])[0][0]
 
@@ -539,7 +539,7 @@ async def path_tricks(stack: NativeStack, outcome: Outcome) -> None:
             assert frame["type"] == "error" and "room names are" in frame["detail"], frame
             assert await _closed_within(client, 5) == 4400
             refused_by[trick] = "close 4400"
-        page = httpx.get(f"{stack.http_url}/chat/{trick}/")
+        page = httpx.get(f"{stack.http_url}/talk/{trick}/")
         assert page.status_code == 400, (trick, page.status_code)
     outcome.detail = "room-name tricks refused: " + ", ".join(
         f"{trick[:12]} ({how})" for trick, how in refused_by.items()

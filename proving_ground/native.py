@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -142,7 +143,8 @@ def entrypoint_serving(app: str) -> list[str]:
 
 
 class PublishedURLs:
-    """The stack's two public addresses: nginx (http_url) and Django directly."""
+    """The stack's two public addresses: nginx (http_url) and Django directly; and what
+    else the native and Docker stacks share."""
 
     http_port: int
     django_port: int
@@ -154,6 +156,21 @@ class PublishedURLs:
     @property
     def django_url(self) -> str:
         return f"http://localhost:{self.django_port}"
+
+    def reloaded(self, before: list[int], timeout: float = 60) -> list[int]:
+        """Wait until Gunicorn has replaced each of the workers `before` (a saved file
+        reloads them while DEBUG is on) and as many new ones answer; their PIDs."""
+        expected = int(self.django_env()["WEB_CONCURRENCY"])
+        deadline = time.monotonic() + timeout
+        while True:
+            workers = self.gunicorn_workers()
+            if len(workers) == expected and not set(workers) & set(before):
+                with contextlib.suppress(OSError):
+                    if urllib.request.urlopen(self.http_url + "/healthz", timeout=5).status == 200:
+                        return workers
+            if time.monotonic() > deadline:
+                raise StackError(f"workers {before} not replaced after {timeout}s: {workers}")
+            time.sleep(0.5)
 
 
 class NativeStack(PublishedURLs):
@@ -418,6 +435,9 @@ class NativeStack(PublishedURLs):
             (r"^error_log\s+[^;]*;", "error_log stderr notice;"),
             (r"^(\s*)access_log\s+[^;]*;", rf"\g<1>access_log {self.logs / 'nginx-access.log'};"),
             (r"^(\s*)include\s+/etc/nginx/conf\.d/\*\.conf;", rf"\g<1>include {conf_d}/*.conf;"),
+            # The container's entrypoint writes it from the CPU limit; natively there is
+            # none, so one worker per CPU, which is what that script writes without one.
+            (r"^include\s+/etc/nginx/conf\.d/worker_processes\.main;", "worker_processes auto;"),
             (r"^http\s*\{", "http {" + temp_paths),
         ]
         text = source.read_text()

@@ -172,9 +172,7 @@ def running_stack(settings: str, target: str):
 def worker_processes(stack) -> list[psutil.Process]:
     """The Uvicorn workers as host processes."""
     if isinstance(stack, DockerStack):
-        init = psutil.Process(stack.container("django")["State"]["Pid"])
-        (master,) = [p for p in init.children() if "gunicorn" in " ".join(p.cmdline())]
-        return master.children()
+        return stack.worker_processes()
     return [psutil.Process(pid) for pid in stack.gunicorn_workers()]
 
 

@@ -4,10 +4,10 @@ benchmarks' "book" configuration and the tune sweep's variant; nothing in Django
 it."""
 
 from channels_tutorial.asgi import application
-from chat.consumers import ChatConsumer
 from core.consumers import EchoConsumer
+from talk.consumers import TalkConsumer
 
-for consumer in (ChatConsumer, EchoConsumer):
+for consumer in (TalkConsumer, EchoConsumer):
     consumer.event_db_cleanup = True
 
 __all__ = ["application"]

@@ -186,7 +186,7 @@ class SwarmStack(PublishedURLs):
         """The offsets of the room's stored messages, read by Django in a django task
         (the Swarm publishes no MySQL port)."""
         code = (
-            "import json; from chat.models import Message;"
+            "import json; from talk.models import Message;"
             f" print(json.dumps(list(Message.objects.filter(room__slug={room!r})"
             ".values_list('offset', flat=True))))"
         )

@@ -1,4 +1,4 @@
-from chat.routing import websocket_urlpatterns as chat_patterns
 from core.routing import websocket_urlpatterns as core_patterns
+from talk.routing import websocket_urlpatterns as talk_patterns
 
-websocket_urlpatterns = [*core_patterns, *chat_patterns]
+websocket_urlpatterns = [*core_patterns, *talk_patterns]

@@ -42,7 +42,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "core",
-    "chat",
+    "talk",
 ]
 
 MIDDLEWARE = [

@@ -3,6 +3,6 @@ from django.urls import include, path
 
 urlpatterns = [
     path("", include("core.urls")),
-    path("chat/", include("chat.urls")),
+    path("talk/", include("talk.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -1,5 +1,8 @@
 """The Gunicorn worker class: Uvicorn, from the uvicorn-worker package."""
 
+import os
+import signal
+
 from uvicorn_worker import UvicornWorker as BaseUvicornWorker
 
 from realtime.compat import WebSocketProtocol
@@ -40,3 +43,17 @@ class UvicornWorker(BaseUvicornWorker):
             "ws_per_message_deflate": server.ws_per_message_deflate,
         }
         super().__init__(*args, **kwargs)
+        if self.cfg.reload:
+            # Uvicorn calls callback_notify this often (default: Gunicorn's 30 s timeout).
+            self.config.timeout_notify = 1
+
+    async def callback_notify(self):
+        # When a file changes, Gunicorn's reloader (DEBUG only) marks the worker not alive
+        # and waits for it to stop, which Uvicorn's server never checks, so the old code
+        # went on serving (benoitc/gunicorn#2339, Kludex/uvicorn-worker#7). Stop the way
+        # the master stops a worker, with SIGTERM: sockets close with 1012 and the master
+        # starts a worker with the new code. Remove once uvicorn-worker stops by itself
+        # (proving_ground/tests/test_readme_consumer.py fails while saves go unserved).
+        if not self.alive:
+            os.kill(os.getpid(), signal.SIGTERM)
+        await super().callback_notify()

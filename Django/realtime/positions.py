@@ -7,7 +7,7 @@ again): an offset means something only together with its epoch.
 
 With your own models: give the stream model an ``epoch`` (default ``new_epoch``) and a
 ``last_offset`` (default 0), the item model an ``offset``, and store each item inside
-``transaction.atomic()`` with the offset ``offset_take`` returns. See chat/models.py.
+``transaction.atomic()`` with the offset ``offset_take`` returns. See talk/models.py.
 """
 
 import secrets

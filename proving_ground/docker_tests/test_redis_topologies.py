@@ -89,7 +89,7 @@ def sharded_stack():
 
 
 async def test_a_group_broadcast_reaches_sockets_on_both_redis_shards(sharded_stack):
-    from chat.rooms import room_group_name
+    from talk.rooms import room_group_name
 
     # Each worker's random channel prefix picks its shard: all four on one shard is a
     # 1 in 8 chance, so ten tries all miss with a chance of about 1e-9.

@@ -43,7 +43,7 @@ def servers_over_http(stack, requests: int = 30) -> set[str]:
 def test_replicas_started_together_migrated_one_at_a_time(replicated):
     logs = replicated.compose("logs", "--no-log-prefix", "django").stdout
     # One replica created the tables; the others waited for its lock, then found none to do.
-    assert logs.count("Applying chat.0001_initial... OK") == 1, logs[-3000:]
+    assert logs.count("Applying talk.0001_initial... OK") == 1, logs[-3000:]
     assert logs.count("No migrations to apply.") == 2, logs[-3000:]
 
 

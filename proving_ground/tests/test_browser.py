@@ -74,7 +74,7 @@ def send(page, nickname: str, text: str) -> None:
 def test_two_windows_chat_history_survives_reload_and_html_stays_text(
     stack, open_window, output_dir
 ):
-    url = f"{stack.http_url}/chat/browser-{uuid.uuid4().hex[:8]}/"
+    url = f"{stack.http_url}/talk/browser-{uuid.uuid4().hex[:8]}/"
     alice, bob = open_window(), open_window()
     for page in (alice, bob):
         page.goto(url)
@@ -101,21 +101,46 @@ def test_two_windows_chat_history_survives_reload_and_html_stays_text(
     bob.screenshot(path=str(output_dir / "chat.png"))
 
 
-def test_landing_page_shows_every_check_green(stack, open_window, output_dir):
+# Through nginx, and on Django's own port for debugging, which must show the same page:
+# there WhiteNoise serves the CSS and scripts nginx serves on the front door.
+@pytest.mark.parametrize(
+    ("address", "hop"),
+    [("http_url", "through nginx"), ("django_url", "directly to Gunicorn")],
+)
+def test_landing_page_shows_every_check_green(stack, open_window, output_dir, address, hop):
     page = open_window()
-    page.goto(stack.http_url + "/")
+    page.goto(getattr(stack, address) + "/")
     checks = page.locator("#checks tr.check")
     expect(page.locator("#checks tr.check.ok")).to_have_count(checks.count())
     expect(page.locator("[data-check=websocket] .value")).to_contain_text("open through")
-    expect(page.locator("[data-check=request] .value")).to_contain_text("through nginx")
+    expect(page.locator("[data-check=request] .value")).to_contain_text(hop)
     assert checks.count() == 6
+    # site.css loaded: its font, not the browser's default.
+    assert "system-ui" in page.evaluate("getComputedStyle(document.body).fontFamily")
     assert page.errors == []
-    page.screenshot(path=str(output_dir / "landing.png"), full_page=True)
+    if address == "http_url":
+        page.screenshot(path=str(output_dir / "landing.png"), full_page=True)
+
+
+def test_a_message_sent_on_djangos_own_port_reaches_a_page_through_nginx(stack, open_window):
+    room = f"ports-{uuid.uuid4().hex[:8]}"
+    alice, bob = open_window(), open_window()
+    alice.goto(f"{stack.http_url}/talk/{room}/")
+    bob.goto(f"{stack.django_url}/talk/{room}/")
+    for page in (alice, bob):
+        expect(page.locator("#state")).to_have_attribute("data-state", "open")
+    send(bob, "bob", "sent on port 8080")
+    expect(alice.locator("#messages li .text")).to_have_text(["sent on port 8080"])
+    send(alice, "alice", "sent through nginx")
+    expect(bob.locator("#messages li .text")).to_have_text(
+        ["sent on port 8080", "sent through nginx"]
+    )
+    assert alice.errors == [] and bob.errors == []
 
 
 def test_page_reconnects_with_backoff_when_its_worker_dies(stack, open_window):
     page = open_window()
-    page.goto(f"{stack.http_url}/chat/reconnect-{uuid.uuid4().hex[:8]}/")
+    page.goto(f"{stack.http_url}/talk/reconnect-{uuid.uuid4().hex[:8]}/")
     state = page.locator("#state")
     expect(state).to_have_attribute("data-state", "open")
     worker = int(state.get_attribute("data-worker"))
@@ -132,7 +157,7 @@ def test_page_reconnects_with_backoff_when_its_worker_dies(stack, open_window):
 
 def test_pages_pass_the_content_security_policy(stack, open_window):
     page = open_window()
-    for path in ["/", "/chat/", "/chat/csp-check/", "/admin/login/"]:
+    for path in ["/", "/talk/", "/talk/csp-check/", "/admin/login/"]:
         response = page.goto(stack.http_url + path)
         assert "default-src 'self'" in response.headers["content-security-policy"]
         page.wait_for_load_state("networkidle")
@@ -146,8 +171,8 @@ def cut_off_while_the_other_talks(stack, open_window, count: int):
     both pages, the texts Bob sent, and nginx started again."""
     room = f"away-{uuid.uuid4().hex[:8]}"
     alice, bob = open_window(), open_window()
-    alice.goto(f"{stack.http_url}/chat/{room}/")
-    bob.goto(f"{stack.django_url}/chat/{room}/")
+    alice.goto(f"{stack.http_url}/talk/{room}/")
+    bob.goto(f"{stack.django_url}/talk/{room}/")
     for page in (alice, bob):
         expect(page.locator("#state")).to_have_attribute("data-state", "open")
     send(bob, "bob", "before")

@@ -25,7 +25,7 @@ async def join_on_distinct_workers(stack, path: str) -> list:
 
 async def test_two_workers_chat_store_in_mysql_and_replay_as_history(stack):
     room = f"stack-{uuid.uuid4().hex[:10]}"
-    path = f"/ws/chat/{room}/"
+    path = f"/ws/talk/{room}/"
     ann, bob = await join_on_distinct_workers(stack, path)
     sent = {"ann": "こんにちは、世界 🍣🎉", "bob": "hello <b>back</b> 👋"}
     try:
@@ -46,7 +46,7 @@ async def test_two_workers_chat_store_in_mysql_and_replay_as_history(stack):
     try:
         cursor = connection.cursor()
         cursor.execute(
-            "SELECT m.nickname, m.text FROM chat_message m JOIN chat_room r ON r.id = m.room_id"
+            "SELECT m.nickname, m.text FROM talk_message m JOIN talk_room r ON r.id = m.room_id"
             " WHERE r.slug = %s ORDER BY m.id",
             [room],
         )
@@ -60,7 +60,7 @@ async def test_two_workers_chat_store_in_mysql_and_replay_as_history(stack):
 
 
 async def test_bad_room_name_through_nginx_is_refused_with_an_error(stack):
-    socket, frame = await open_socket(stack, "/ws/chat/..%2F..%2Fetc/")
+    socket, frame = await open_socket(stack, "/ws/talk/..%2F..%2Fetc/")
     async with socket:
         assert frame["type"] == "error" and "room names are" in frame["detail"]
         await socket.wait_closed()

@@ -42,12 +42,12 @@ def followed(readme_steps, tmp_path_factory):
     # Step 1, natively: the container runs the same manage.py.
     startapp = re.search(r"python manage.py (startapp \w+)", readme_steps).group(1).split()
     subprocess.run([sys.executable, "manage.py", *startapp], cwd=django, env=env, check=True)
-    # Step 2: the line the README shows, after "chat",.
+    # Step 2: the line the README shows, after "talk",.
     (app_line,) = re.findall(r'```python\n( +"\w+",\n) *```', readme_steps)
     settings = django / "channels_tutorial/settings.py"
     text = settings.read_text()
-    assert '    "chat",\n' in text
-    settings.write_text(text.replace('    "chat",\n', '    "chat",\n' + app_line.strip() + "\n", 1))
+    assert '    "talk",\n' in text
+    settings.write_text(text.replace('    "talk",\n', '    "talk",\n' + app_line.strip() + "\n", 1))
     # Steps 3-5: every file the README shows, and the empty __init__.py it asks for.
     blocks = TITLED_BLOCK.findall(readme_steps)
     assert len(blocks) >= 4, blocks
@@ -73,15 +73,25 @@ def test_the_new_apps_unit_test_passes(followed, readme_steps):
     assert "1 passed" in result.stdout
 
 
-async def test_the_new_socket_answers_through_nginx(followed, readme_steps):
+async def test_the_new_socket_answers_through_nginx_and_a_save_reloads_it(followed, readme_steps):
     # Step 6: the socket the README's browser snippet opens, on the stack from the copy.
     path = re.search(r'new WebSocket\("ws://localhost(/ws/\w+/)"\)', readme_steps).group(1)
     sent = re.search(r"ws.send\(JSON.stringify\((\{.*?\})\)\)", readme_steps).group(1)
     expected = re.search(r"console.log\(e.data\);\s+// (\{.*?\})", readme_steps).group(1)
     frame = json.loads(re.sub(r"(\w+):", r'"\1":', sent))
-    with NativeStack(compose_files=(followed / "docker-compose.yml",)) as stack:
+
+    async def answer(stack) -> dict:
         async with websockets.connect(
             ws_url(stack.http_url, path), origin=stack.http_url, open_timeout=10
         ) as socket:
             await socket.send(json.dumps(frame))
-            assert json.loads(await socket.recv()) == json.loads(expected)
+            return json.loads(await socket.recv())
+
+    with NativeStack(compose_files=(followed / "docker-compose.yml",)) as stack:
+        assert await answer(stack) == json.loads(expected)
+        # "Save, and the workers reload": an edit is served without a restart.
+        assert "Save, and the workers reload" in readme_steps
+        consumer = followed / "Django/shout/consumers.py"
+        consumer.write_text(consumer.read_text().replace(".upper()", ".lower()"))
+        stack.reloaded(stack.gunicorn_workers())
+        assert await answer(stack) == {**json.loads(expected), "text": frame["text"].lower()}

@@ -56,4 +56,4 @@ async def test_without_debug_endpoints_probes_show_no_internals_and_the_rest_is_
     for path in ("/api/status", "/api/ping", "/debug/slow"):
         assert (await client.get(path)).status_code == 404, path
     page = (await client.get("/")).content.decode()
-    assert "/chat/lobby/" in page and "initial-status" not in page
+    assert "/talk/lobby/" in page and "initial-status" not in page

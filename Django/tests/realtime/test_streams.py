@@ -7,8 +7,8 @@ from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 
 from channels_tutorial.asgi import application
-from chat import services
 from realtime.streams import CLOSE_RESYNC, StreamConsumer
+from talk import services
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -17,7 +17,7 @@ create = database_sync_to_async(services.message_create)
 
 
 async def joined(query: str = "", room: str = "lobby"):
-    path = f"/ws/chat/{room}/" + (f"?{query}" if query else "")
+    path = f"/ws/talk/{room}/" + (f"?{query}" if query else "")
     communicator = WebsocketCommunicator(application, path, headers=ORIGIN)
     connected, _ = await communicator.connect()
     assert connected
@@ -31,7 +31,7 @@ async def stored(count: int, room: str = "lobby") -> list[dict]:
 async def live(message: dict, room: str = "lobby") -> None:
     """A broadcast as the consumer sends it, without storing anything."""
     await get_channel_layer().group_send(
-        f"chat_{room}", {"type": "chat.message", "message": message}
+        f"talk_{room}", {"type": "talk.message", "message": message}
     )
 
 

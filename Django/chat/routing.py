@@ -1,8 +1,0 @@
-from django.urls import path
-
-from . import consumers
-
-websocket_urlpatterns = [
-    # Any text reaches the consumer, which refuses bad room names with a clear error.
-    path("ws/chat/<path:room>/", consumers.ChatConsumer.as_asgi()),
-]

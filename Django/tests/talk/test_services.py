@@ -1,0 +1,55 @@
+import pytest
+
+from talk import services
+from talk.models import Message, Room
+from talk.rooms import InvalidRoomName
+
+pytestmark = pytest.mark.django_db
+
+
+def test_message_create_stores_and_returns_the_message():
+    message = services.message_create(room="lobby", nickname="ann", text="こんにちは 🍣")
+    stored = Message.objects.get(pk=message["id"])
+    assert (stored.room.slug, stored.nickname, stored.text) == ("lobby", "ann", "こんにちは 🍣")
+    assert message["created_at"] == stored.created_at.isoformat()
+
+
+def test_room_history_is_the_last_fifty_oldest_first():
+    for n in range(60):
+        services.message_create(room="busy", nickname="bot", text=f"m{n}")
+    services.message_create(room="other", nickname="bot", text="elsewhere")
+    history = services.room_history(room="busy")
+    assert [m["text"] for m in history] == [f"m{n}" for n in range(10, 60)]
+
+
+@pytest.mark.parametrize("room", ["", "UPPER", "../etc", "a" * 81, "日本語", "a b", "a.b"])
+def test_bad_room_names_are_refused(room):
+    with pytest.raises(InvalidRoomName, match="room names are"):
+        services.message_create(room=room, nickname="x", text="y")
+    assert not Message.objects.exists()
+
+
+def test_each_room_numbers_its_messages_from_one_without_holes():
+    offsets = {"a": [], "b": []}
+    for n in range(6):
+        room = "ab"[n % 2]
+        offsets[room].append(services.message_create(room=room, nickname="x", text="y")["offset"])
+    assert offsets == {"a": [1, 2, 3], "b": [1, 2, 3]}
+
+
+def test_room_page_after_an_offset_and_the_latest_page():
+    sent = [services.message_create(room="p", nickname="x", text=f"m{n}") for n in range(10)]
+    page = services.room_page(room="p", after=7, limit=50)
+    assert page.epoch == sent[0]["epoch"]
+    assert [m["offset"] for m in page.items] == [8, 9, 10]
+    assert [m["offset"] for m in services.room_page(room="p", after=2, limit=3).items] == [3, 4, 5]
+    assert [m["offset"] for m in services.room_page(room="p", limit=3).items] == [8, 9, 10]
+    assert services.room_page(room="never-used").items == []
+
+
+def test_a_room_made_again_starts_a_new_epoch():
+    first = services.message_create(room="again", nickname="x", text="y")
+    Room.objects.filter(slug="again").delete()
+    second = services.message_create(room="again", nickname="x", text="y")
+    assert second["offset"] == 1
+    assert second["epoch"] != first["epoch"]

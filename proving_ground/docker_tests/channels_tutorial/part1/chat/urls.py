@@ -1,0 +1,9 @@
+# chat/urls.py
+from django.urls import path
+
+from . import views
+
+
+urlpatterns = [
+    path("", views.index, name="index"),
+]

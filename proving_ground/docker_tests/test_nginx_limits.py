@@ -1,0 +1,87 @@
+"""Production nginx under its container's limits (docker-compose.prod.yml): as many
+workers as the CPU limit allows, rounded up, not one per CPU of the host; and the memory
+those workers would need with every connection nginx.conf lets them take (two per
+proxied WebSocket), measured per socket here, inside the memory limit."""
+
+import asyncio
+import math
+import re
+
+import psutil
+import pytest
+import websockets
+
+from proving_ground.client import ws_url
+from proving_ground.compose import COMPOSE_FILE, PROD_FILE, ROOT
+from proving_ground.docker import DockerStack, allow_host, write_prod_env
+
+HOST = "chat.example.com"
+SOCKETS = 500  # held through nginx to measure what one costs its worker
+MiB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def prod():
+    stack = DockerStack(files=(COMPOSE_FILE.name, PROD_FILE.name))
+    write_prod_env(stack.dir)
+    allow_host(stack.dir, HOST)
+    with stack:
+        yield stack
+
+
+def nginx_processes(stack: DockerStack) -> tuple[psutil.Process, list[psutil.Process]]:
+    """nginx's master (under the container's init) and its workers, as host processes."""
+    init = psutil.Process(stack.container("nginx")["State"]["Pid"])
+    (master,) = [child for child in init.children() if child.name() == "nginx"]
+    return master, master.children()
+
+
+def unique(processes) -> int:
+    """Memory only these processes hold (USS): shared pages are not counted per worker."""
+    return sum(process.memory_full_info().uss for process in processes)
+
+
+def test_nginx_workers_follow_the_cpu_limit(prod):
+    limits = prod.config()["services"]["nginx"]["deploy"]["resources"]["limits"]
+    host_config = prod.container("nginx")["HostConfig"]
+    assert host_config["NanoCpus"] == int(float(limits["cpus"]) * 1e9)  # the limit applies
+    expected = math.ceil(float(limits["cpus"]))
+    assert expected < psutil.cpu_count(), "here `auto` would start as many: no proof"
+    _, workers = nginx_processes(prod)
+    assert len(workers) == expected
+    assert f"worker_processes {len(workers)}" in prod.log_tail("nginx", 200)
+
+
+async def test_every_connection_nginx_allows_fits_its_memory_limit(prod):
+    limit = prod.container("nginx")["HostConfig"]["Memory"]
+    assert limit == int(
+        prod.config()["services"]["nginx"]["deploy"]["resources"]["limits"]["memory"]
+    )
+    conf = (ROOT / "nginx/nginx.conf").read_text()
+    connections = int(re.search(r"worker_connections\s+(\d+);", conf).group(1))
+    master, workers = nginx_processes(prod)
+    before = unique(workers)
+
+    url = ws_url(prod.http_url, "/ws/talk/nginx-limits/")
+    sockets = []
+    try:
+        for _ in range(SOCKETS):
+            socket = await websockets.connect(url, origin=f"https://{HOST}", open_timeout=10)
+            sockets.append(socket)
+            assert '"history"' in await asyncio.wait_for(socket.recv(), 10)
+        held = unique(workers)
+        per_socket = (held - before) / SOCKETS
+        # Each worker full: worker_connections / 2 sockets (client side and Django side).
+        full = unique([master]) + len(workers) * (
+            before / len(workers) + per_socket * connections / 2
+        )
+        print(
+            f"\nnginx: {len(workers)} worker(s), {before / MiB:.1f} MiB idle,"
+            f" {per_socket / 1024:.1f} KiB per proxied WebSocket;"
+            f" {connections} connections a worker -> {full / MiB:.1f} MiB"
+            f" of the {limit / MiB:.0f} MiB limit"
+        )
+        assert per_socket > 0, "holding sockets cost the workers nothing: not measured"
+        assert full < limit
+    finally:
+        await asyncio.gather(*(socket.close() for socket in sockets))
