@@ -122,13 +122,20 @@ def test_landing_page_shows_every_check_green(stack, open_window, output_dir, ad
         page.screenshot(path=str(output_dir / "landing.png"), full_page=True)
 
 
-def test_a_message_sent_on_djangos_own_port_reaches_a_page_through_nginx(stack, open_window):
-    room = f"ports-{uuid.uuid4().hex[:8]}"
+def one_room_on_both_addresses(stack, open_window, prefix: str):
+    """Alice's page in a new room through nginx, Bob's through Django's own port; both
+    connected."""
+    room = f"{prefix}-{uuid.uuid4().hex[:8]}"
     alice, bob = open_window(), open_window()
     alice.goto(f"{stack.http_url}/talk/{room}/")
     bob.goto(f"{stack.django_url}/talk/{room}/")
     for page in (alice, bob):
         expect(page.locator("#state")).to_have_attribute("data-state", "open")
+    return alice, bob
+
+
+def test_a_message_sent_on_djangos_own_port_reaches_a_page_through_nginx(stack, open_window):
+    alice, bob = one_room_on_both_addresses(stack, open_window, "ports")
     send(bob, "bob", "sent on port 8080")
     expect(alice.locator("#messages li .text")).to_have_text(["sent on port 8080"])
     send(alice, "alice", "sent through nginx")
@@ -169,12 +176,7 @@ def cut_off_while_the_other_talks(stack, open_window, count: int):
     """Alice's page goes through nginx, Bob's through Django's own port. After one
     message both see, nginx stops: Alice is cut off while Bob sends `count` more. Returns
     both pages, the texts Bob sent, and nginx started again."""
-    room = f"away-{uuid.uuid4().hex[:8]}"
-    alice, bob = open_window(), open_window()
-    alice.goto(f"{stack.http_url}/talk/{room}/")
-    bob.goto(f"{stack.django_url}/talk/{room}/")
-    for page in (alice, bob):
-        expect(page.locator("#state")).to_have_attribute("data-state", "open")
+    alice, bob = one_room_on_both_addresses(stack, open_window, "away")
     send(bob, "bob", "before")
     expect(alice.locator("#messages li .text")).to_have_text(["before"])
     texts = ["before"] + [f"while away {n}" for n in range(count)]
