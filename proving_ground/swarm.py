@@ -152,7 +152,12 @@ class SwarmStack(PublishedURLs):
         ).stdout.split()
         if not ids:
             return []
-        return json.loads(docker("inspect", *ids).stdout)
+        # A container listed a moment ago may be gone (a task replaced, the stack being
+        # removed): `docker inspect` still prints the others and fails for that one.
+        result = docker("inspect", *ids, check=False)
+        if result.returncode and "No such object" not in result.stderr:
+            raise DockerError(f"docker inspect exited {result.returncode}: {result.stderr}")
+        return json.loads(result.stdout or "[]")
 
     def health(self, service: str) -> list[str]:
         return [

@@ -32,9 +32,14 @@ def room() -> str:
 async def accounted(swarm, clients: list[ChatClient]) -> faults.Outcome:
     """Every client against its room's stored messages (then closed): none missed any."""
     outcome = faults.Outcome("fault", "swarm")
+    # Which acknowledged messages the rooms hold (by offset, read through Django).
+    rooms = {name: set(swarm.room_offsets(name)) for name in {c.room for c in clients}}
+    outcome.stored = sum(m["offset"] in rooms[c.room] for c in clients for m in c.acknowledged)
     await faults.finish(swarm, outcome, clients)
+    outcome.survived = outcome.account.clean and outcome.stored == len(outcome.acknowledged)
     print(faults.table([outcome]))
     assert outcome.clients == len(clients)
+    assert outcome.stored == len(outcome.acknowledged), "an acknowledged message is not stored"
     assert outcome.account.clean and outcome.account.expected, outcome.account
     return outcome
 
