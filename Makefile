@@ -55,10 +55,12 @@ slow-client:
 storm:
 	$(PYTHON) -m proving_ground.storm
 
-## Connection churn beside idle sockets; prints memory, fds, Redis and MySQL connections.
-## DURATION seconds after a 60 s warm-up; SETTINGS=dev|prod; TARGET=native|docker.
+## Connection churn; prints memory, fds, Redis and MySQL connections. DURATION seconds
+## after a WARMUP (default 60 s); SETTINGS=dev|prod; TARGET=native|docker;
+## PATTERN=churn (beside idle sockets) or sessions (quick sessions, no idle sockets).
 soak:
 	$(PYTHON) -m proving_ground.soak --duration $(or $(DURATION),600) \
+	  --warmup $(or $(WARMUP),60) --pattern $(or $(PATTERN),churn) \
 	  --settings $(or $(SETTINGS),dev) --target $(or $(TARGET),native)
 
 ## Benchmarks: HTTP, WebSocket echo, broadcast; ours vs the book's vs daphne (< 3 min).

@@ -2,16 +2,25 @@
 
     make soak                                   # 10 minutes, development settings, natively
     make soak DURATION=120 SETTINGS=prod TARGET=docker
+    make soak PATTERN=sessions SETTINGS=prod WARMUP=300 DURATION=1500
 
-Concurrent clients each repeat a session: a chat session (connect, history, send one
-message, wait for its broadcast, close) or, one time in four, an echo session (connect,
-echo, close; development only, production has no echo socket). Beside them, idle chat
-sockets stay open for the whole run and read every broadcast. Every interval it prints
-per-worker RSS and open file descriptors, Redis `connected_clients`, MySQL
-`Threads_connected` and sessions/s. Growth is counted from the end of the warm-up; after
-the churn stops, Redis clients, MySQL threads and file descriptors must be back at their
-baseline (taken with the idle sockets open, before any churn). Traffic goes to 127.0.0.1
-only and the run is bounded in time.
+Concurrent clients each repeat a session. Two patterns:
+
+- churn (the default): a chat session (connect, history, send one message, wait for its
+  broadcast, close) or, one time in four, an echo session (connect, echo, close;
+  development only, production has no echo socket), in 20 rooms, beside idle chat sockets
+  that stay open for the whole run and read every broadcast;
+- sessions: chat sessions only, client n always in room n mod 10, no idle sockets: the
+  quick sessions a new user's load test makes.
+
+Every interval it prints per-worker RSS and open file descriptors, Redis
+`connected_clients`, MySQL `Threads_connected` and sessions/s. Growth is counted from the
+end of the warm-up; after the churn stops, Redis clients, MySQL threads and file
+descriptors must be back at their baseline (taken with the idle sockets open, before any
+churn). Natively, each worker also reports what its allocators hold
+(worker_memory/sitecustomize.py): live Python objects and C allocations against RSS, so
+fragmentation shows apart from a leak. Traffic goes to 127.0.0.1 only and the run is
+bounded in time.
 
 Results: printed, and written to soak-results/<time>/ as soak.md, soak.json and soak.png.
 """
@@ -46,8 +55,14 @@ from realtime.compat import IdleClosingConnectionPool  # noqa: E402
 
 # What the targets allow: workers' RSS growth after warm-up, in percent.
 RSS_GROWTH_LIMIT = 5.0
-ROOMS = [f"soak-{n}" for n in range(20)]
 ECHO_SHARE = 0.25
+# Client n of the sessions pattern is always in room n mod 10.
+PATTERN_ROOMS = {
+    "churn": [f"soak-{n}" for n in range(20)],
+    "sessions": [f"sessions-{n}" for n in range(10)],
+}
+# The worker-side memory probe, put on the workers' PYTHONPATH in native runs.
+WORKER_MEMORY = Path(__file__).parent / "worker_memory"
 # After the churn: long enough for each worker's Redis pool to close what the churn left
 # idle, and for sockets to finish closing.
 COOLDOWN_S = IdleClosingConnectionPool.idle_close_interval + 10
@@ -63,6 +78,8 @@ class Sample:
     mysql_threads: int
     sessions: int  # completed since the churn started
     errors: int
+    # Per worker PID, bytes by allocator (worker_memory/sitecustomize.py); native only.
+    memory: dict[int, dict[str, int]] = field(default_factory=dict)
 
     @property
     def total_rss(self) -> float:
@@ -72,11 +89,24 @@ class Sample:
     def total_fds(self) -> int:
         return sum(self.fds.values())
 
+    def memory_mib(self, kind: str) -> float:
+        """All workers' bytes of one kind, in MiB: rss, python_live, python_held,
+        malloc_live, malloc_held, live (both allocators' bytes in use), free (what they
+        hold beyond that) or other (RSS beyond what they hold: code, libraries, stacks)."""
+        total = 0
+        for m in self.memory.values():
+            live = m["python_live"] + m["malloc_live"]
+            held = m["python_held"] + m["malloc_held"]
+            derived = {"live": live, "free": held - live, "other": m["rss"] - held}
+            total += derived[kind] if kind in derived else m[kind]
+        return total / 2**20
+
 
 @dataclass
 class Result:
     settings: str
     target: str
+    pattern: str
     duration_s: float
     warmup_s: float
     clients: int
@@ -105,6 +135,10 @@ class Result:
 
     def rss_growth_per_session_kib(self) -> float:
         grown = self.at("churn").total_rss - self.at("warm-up").total_rss
+        return grown * 1024 / max(1, self.sessions_after_warmup)
+
+    def memory_growth_per_session_kib(self, kind: str) -> float:
+        grown = self.at("churn").memory_mib(kind) - self.at("warm-up").memory_mib(kind)
         return grown * 1024 / max(1, self.sessions_after_warmup)
 
     def targets(self) -> list[tuple[str, bool]]:
@@ -151,7 +185,8 @@ class Result:
 
 @contextlib.contextmanager
 def running_stack(settings: str, target: str):
-    """The stack in development or production settings, natively or in containers."""
+    """The stack in development or production settings, natively or in containers;
+    natively, its workers report their allocators' figures (WORKER_MEMORY)."""
     files = [COMPOSE_FILE.name] + ([PROD_FILE.name] if settings == "prod" else [])
     if target == "docker":
         stack = DockerStack(files=tuple(files))
@@ -165,7 +200,8 @@ def running_stack(settings: str, target: str):
         if settings == "prod":  # production secrets in a copy, never in the work tree
             root = copy_repository(Path(tmp) / "repo")
             write_prod_env(root)
-        with NativeStack(compose_files=tuple(root / f for f in files)) as stack:
+        probe = {"PYTHONPATH": str(WORKER_MEMORY), "WORKER_MEMORY_DIR": tmp}
+        with NativeStack(compose_files=tuple(root / f for f in files), django_env=probe) as stack:
             yield stack
 
 
@@ -198,6 +234,8 @@ class Probe:
         self.stack = stack
         env = stack.django_env()
         self.workers = worker_processes(stack)
+        memory_dir = env.get("WORKER_MEMORY_DIR") if isinstance(stack, NativeStack) else None
+        self.memory_dir = Path(memory_dir) if memory_dir else None
         self.redis = redis.Redis(
             host="127.0.0.1", port=stack.redis_port, password=env.get("REDIS_PASSWORD") or None
         )
@@ -222,7 +260,23 @@ class Probe:
             mysql_threads=threads,
             sessions=sessions,
             errors=errors,
+            memory=self.worker_memory(),
         )
+
+    def worker_memory(self) -> dict[int, dict[str, int]]:
+        """Each worker's latest report (written every 2 s), if the workers report."""
+        if self.memory_dir is None:
+            return {}
+        reports = {}
+        for worker in self.workers:
+            path = self.memory_dir / f"{worker.pid}.json"
+            try:
+                reports[worker.pid] = json.loads(path.read_text())
+            except FileNotFoundError as missing:
+                raise RuntimeError(
+                    f"worker {worker.pid} wrote no memory report to {self.memory_dir}"
+                ) from missing
+        return reports
 
     def close(self) -> None:
         self.redis.close()
@@ -237,15 +291,22 @@ class Churn:
         self.stack, self.origin, self.result = stack, origin, result
         self.stop = asyncio.Event()
         self.step: dict[int, str] = {}  # the step each client is at, for error reports
+        self.rooms = PATTERN_ROOMS[result.pattern]
         # Production has no echo socket (DEBUG_ENDPOINTS): chat sessions only.
-        self.echo_share = ECHO_SHARE if debug_endpoints(stack) else 0.0
+        echo = result.pattern == "churn" and debug_endpoints(stack)
+        self.echo_share = ECHO_SHARE if echo else 0.0
+
+    def room_of(self, n: int) -> str:
+        if self.result.pattern == "sessions":
+            return self.rooms[n % len(self.rooms)]
+        return random.choice(self.rooms)
 
     @property
     def sessions(self) -> int:
         return self.result.chat_sessions + self.result.echo_sessions
 
     async def chat_session(self, n: int) -> None:
-        client = ChatClient(self.stack.http_url, random.choice(ROOMS), f"churn{n}", self.origin)
+        client = ChatClient(self.stack.http_url, self.room_of(n), f"churn{n}", self.origin)
         self.step[n] = "chat connect"
         try:
             await client.connect()
@@ -309,13 +370,17 @@ async def soak(
     idle: int,
     cooldown: float = COOLDOWN_S,
     report=print,
+    pattern: str = "churn",
 ) -> Result:
-    result = Result(settings, target, duration, warmup, clients, idle)
+    if pattern == "sessions":
+        idle = 0  # the pattern is sessions alone
+    result = Result(settings, target, pattern, duration, warmup, clients, idle)
     origin = origin_of(stack)
     probe = Probe(stack)
     idle_stop = asyncio.Event()
+    rooms = PATTERN_ROOMS[pattern]
     idlers = [
-        asyncio.create_task(idle_socket(stack, origin, ROOMS[n % len(ROOMS)], idle_stop, result))
+        asyncio.create_task(idle_socket(stack, origin, rooms[n % len(rooms)], idle_stop, result))
         for n in range(idle)
     ]
     churn = Churn(stack, origin, result)
@@ -328,7 +393,7 @@ async def soak(
 
     try:
         await asyncio.sleep(3)  # the idle sockets settle
-        report(header())
+        report(header(memory=probe.memory_dir is not None))
         take(0.0, "baseline")
         started = time.monotonic()
         tasks = [asyncio.create_task(churn.client(n)) for n in range(clients)]
@@ -354,7 +419,7 @@ async def soak(
         idle_stop.set()
         await asyncio.gather(*idlers, return_exceptions=True)
         probe.close()
-    for room in ROOMS:
+    for room in rooms:
         stored = room_offsets(stack, room)
         result.offset_holes += max(stored, default=0) - len(set(stored))
     return result
@@ -371,10 +436,11 @@ def back_to_baseline(base: Sample, now: Sample) -> bool:
 # -- reporting ----------------------------------------------------------------------------
 
 
-def header() -> str:
+def header(memory: bool = False) -> str:
     return (
         f"{'t s':>7} {'phase':<9} {'workers RSS MiB':>22} {'fds':>9}"
         f" {'redis':>6} {'mysql':>6} {'sessions':>9} {'/s':>6} {'errors':>6}"
+        + (f" {'live MiB':>9} {'free MiB':>9}" if memory else "")
     )
 
 
@@ -384,16 +450,52 @@ def row(sample: Sample, samples: list[Sample]) -> str:
     rate = (sample.sessions - previous.sessions) / elapsed if elapsed > 0 else 0.0
     rss = " + ".join(f"{v:.1f}" for v in sample.rss_mib.values())
     fds = "+".join(str(v) for v in sample.fds.values())
+    memory = (
+        f" {sample.memory_mib('live'):>9.1f} {sample.memory_mib('free'):>9.1f}"
+        if sample.memory
+        else ""
+    )
     return (
         f"{sample.t:>7.1f} {sample.phase:<9} {rss:>22} {fds:>9} {sample.redis_clients:>6}"
-        f" {sample.mysql_threads:>6} {sample.sessions:>9} {rate:>6.1f} {sample.errors:>6}"
+        f" {sample.mysql_threads:>6} {sample.sessions:>9} {rate:>6.1f} {sample.errors:>6}" + memory
     )
+
+
+# What each kind of Sample.memory_mib is, for the report.
+MEMORY_KINDS = {
+    "rss": "RSS",
+    "python_live": "Python objects up to 512 B, live (pymalloc's allocated blocks)",
+    "malloc_live": "malloc, in use (larger objects, C libraries)",
+    "free": "free space the allocators hold (pymalloc arenas, malloc heaps)",
+    "other": "the rest of RSS (code, libraries, stacks)",
+}
+
+
+def memory_table(result: Result) -> list[str]:
+    """Where the workers' RSS growth went, by allocator: a leak grows what is live,
+    fragmentation grows what the allocators hold free."""
+    warm, end = result.at("warm-up"), result.at("churn")
+    if not (warm.memory and end.memory):
+        return []
+    lines = [
+        "",
+        "| workers' memory, MiB (after warm-up) | start | end | change | per session |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for kind, what in MEMORY_KINDS.items():
+        start, stop = warm.memory_mib(kind), end.memory_mib(kind)
+        per = result.memory_growth_per_session_kib(kind)
+        lines.append(
+            f"| {what} | {start:.1f} | {stop:.1f} | {stop - start:+.1f} | {per:+.3f} KiB |"
+        )
+    return lines
 
 
 def markdown(result: Result) -> str:
     lines = [
-        f"Soak: {result.settings} settings, {result.target}; {result.clients} churning"
-        f" clients, {result.idle} idle sockets; warm-up {result.warmup_s:g} s, then"
+        f"Soak: {result.pattern} pattern, {result.settings} settings, {result.target};"
+        f" {result.clients} churning clients in {len(PATTERN_ROOMS[result.pattern])} rooms,"
+        f" {result.idle} idle sockets; warm-up {result.warmup_s:g} s, then"
         f" {result.duration_s:g} s measured.",
         "",
         "| t s | phase | workers' RSS MiB | fds | Redis clients | MySQL threads |"
@@ -418,6 +520,7 @@ def markdown(result: Result) -> str:
         f" {after.redis_clients - base.redis_clients:+d} |",
         f"| MySQL threads (baseline, after) | {base.mysql_threads} | {after.mysql_threads} |"
         f" {after.mysql_threads - base.mysql_threads:+d} |",
+        *memory_table(result),
         "",
         f"Sessions after warm-up: {result.sessions_after_warmup} (chat {result.chat_sessions},"
         f" echo {result.echo_sessions} in all).",
@@ -443,11 +546,11 @@ def plot(result: Result, path: Path) -> None:
             marker="o",
             label=f"worker {pid}",
         )
-    ax.set_xlabel("seconds of churn (after the warm-up)")
+    ax.set_xlabel(f"seconds since the churn started (the first {result.warmup_s:g} s: warm-up)")
     ax.set_ylabel("RSS MiB")
     ax.set_ylim(bottom=0)
     ax.set_title(
-        f"Workers' RSS under churn ({result.settings}, {result.target}):"
+        f"Workers' RSS under {result.pattern} ({result.settings}, {result.target}):"
         f" {result.rss_growth_pct():+.2f}% after warm-up"
     )
     ax.legend()
@@ -464,10 +567,15 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=40, help="churning clients")
     parser.add_argument("--idle", type=int, default=100, help="sockets held open")
     parser.add_argument("--settings", choices=("dev", "prod"), default="dev")
+    parser.add_argument("--pattern", choices=tuple(PATTERN_ROOMS), default="churn")
     parser.add_argument("--target", choices=("native", "docker"), default="native")
     parser.add_argument("--out", type=Path, default=ROOT / "soak-results")
     args = parser.parse_args()
-    print(f"soak: {args.settings} settings, {args.target}; starting the stack ...", flush=True)
+    print(
+        f"soak: {args.pattern} pattern, {args.settings} settings, {args.target};"
+        " starting the stack ...",
+        flush=True,
+    )
     with running_stack(args.settings, args.target) as stack:
         result = asyncio.run(
             soak(
@@ -480,6 +588,7 @@ def main() -> int:
                 args.clients,
                 args.idle,
                 report=lambda s: print(s, flush=True),
+                pattern=args.pattern,
             )
         )
     folder = args.out / time.strftime("%Y%m%d-%H%M%S")
