@@ -63,6 +63,15 @@ PATTERN_ROOMS = {
 }
 # The worker-side memory probe, put on the workers' PYTHONPATH in native runs.
 WORKER_MEMORY = Path(__file__).parent / "worker_memory"
+
+
+def worker_memory_env(memory_dir: str, pythonpath: str | None = None) -> dict[str, str]:
+    """The django service's variables that make its workers report their allocators'
+    figures to `memory_dir` (behind `pythonpath`, if the service needs one)."""
+    path = ":".join(filter(None, [pythonpath, str(WORKER_MEMORY)]))
+    return {"PYTHONPATH": path, "WORKER_MEMORY_DIR": memory_dir}
+
+
 # After the churn: long enough for each worker's Redis pool to close what the churn left
 # idle, and for sockets to finish closing.
 COOLDOWN_S = IdleClosingConnectionPool.idle_close_interval + 10
@@ -200,7 +209,7 @@ def running_stack(settings: str, target: str):
         if settings == "prod":  # production secrets in a copy, never in the work tree
             root = copy_repository(Path(tmp) / "repo")
             write_prod_env(root)
-        probe = {"PYTHONPATH": str(WORKER_MEMORY), "WORKER_MEMORY_DIR": tmp}
+        probe = worker_memory_env(tmp)
         with NativeStack(compose_files=tuple(root / f for f in files), django_env=probe) as stack:
             yield stack
 

@@ -13,7 +13,7 @@ import asyncio
 
 from proving_ground.compose import ROOT
 from proving_ground.native import NativeStack, entrypoint_serving
-from proving_ground.soak import WORKER_MEMORY, Result, soak
+from proving_ground.soak import Result, soak, worker_memory_env
 
 # Workers' RSS growth per churned session after warm-up, KiB. On this machine a flat run
 # of this test measures +0.5 to +0.8 KiB per session (allocator slack, caches filling);
@@ -60,8 +60,7 @@ def measured(stack: NativeStack, pattern: str, warmup: float = 15) -> Result:
 
 def reporting_stack(memory_dir: str, env: dict[str, str], **kwargs) -> NativeStack:
     """A native stack whose workers report their allocators' figures to the soak."""
-    path = ":".join(filter(None, [env.get("PYTHONPATH"), str(WORKER_MEMORY)]))
-    probe = {"PYTHONPATH": path, "WORKER_MEMORY_DIR": memory_dir}
+    probe = worker_memory_env(memory_dir, env.get("PYTHONPATH"))
     return NativeStack(django_env={**env, **probe}, **kwargs)
 
 
