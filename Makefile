@@ -6,7 +6,7 @@ VENV := $(CURDIR)/.venv
 INSTALL := VIRTUAL_ENV=$(VENV) $(POETRY)
 PYTHON := $(VENV)/bin/python
 
-.PHONY: deps native test test-unit test-stack test-docker lock faults failover spread slow-client storm soak prod-env bench bench-full bench-tune bench-scale
+.PHONY: deps native test test-unit test-stack test-docker lock faults failover spread slow-client storm soak prod-env bench bench-full bench-tune bench-metrics bench-scale
 
 ## Install the locked environments into .venv: the proving ground's tools, then Django's
 ## dependencies and unit-test tools (last, so the app's pins win where both name a package).
@@ -70,6 +70,10 @@ bench:
 ## The same with longer runs and 1000 receivers, for publishing.
 bench-full:
 	$(PYTHON) -m proving_ground.bench --mode full
+
+## What Prometheus metrics cost: ours with METRICS on and off, in turn (about 4 min).
+bench-metrics:
+	$(PYTHON) -m proving_ground.bench --mode metrics
 
 ## The sweep the defaults come from: workers, compression, layer, capacity (about 8 min).
 bench-tune:

@@ -11,7 +11,8 @@ cd "$(dirname "$0")"
 umask 077
 
 for example in Django/.env.django.prod.example MySQL/.env.mysql.prod.example \
-  Redis/.redis.env.prod.example; do
+  Redis/.redis.env.prod.example MySQL/.env.mysqld-exporter.prod.example \
+  Grafana/.env.grafana.prod.example; do
   target=${example%.example}
   if [ -e "$target" ]; then
     echo "kept $target (exists)"

@@ -3,7 +3,12 @@
 Values come from the environment (Django/.env.django) through config.ServerSettings.
 """
 
+import os
+
+from prometheus_client import multiprocess
+
 from channels_tutorial.config import ServerSettings
+from realtime.compat import fold_dead_worker
 
 _server = ServerSettings()
 
@@ -33,3 +38,12 @@ errorlog = "-"
 # Gunicorn 27's control socket sits at one fixed path per user, so two stacks on one
 # machine (tests, native runs) would share it; nothing here uses it.
 control_socket_disable = True
+
+
+def child_exit(server, worker):
+    # prometheus-client's multiprocess mode (entrypoint.sh sets PROMETHEUS_MULTIPROC_DIR):
+    # a dead worker's sockets are gone, so its live gauges stop counting; its counters
+    # join the archive, so the folder does not grow with every restart.
+    if directory := os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(worker.pid)
+        fold_dead_worker(directory, worker.pid)

@@ -485,6 +485,64 @@ def tune(log=print) -> list[Row]:
     return rows
 
 
+# `make bench-metrics`: rounds of each side (alternating which goes first), seconds of HTTP
+# load a round, and broadcasts a round to 100 receivers.
+METRICS_ROUNDS = 6
+METRICS_SECONDS = 3
+METRICS_MESSAGES = 100
+
+
+def metrics_cost(log=print) -> list[Row]:
+    """Ours with Prometheus metrics on, and off (METRICS=0, nothing else differs): both
+    stacks run at once and are measured in turn, each round in the other order, so that
+    whatever else the machine does falls on both sides alike. Each figure is the median
+    of the rounds: the throughput, and the Django processes' CPU time per request, round
+    trip or delivery (for broadcasts including the 100 receivers' connects), which two
+    cores shared with the load clients disturb less than throughput."""
+    sides = {"ours": {}, "ours, metrics off": {"METRICS": "0"}}
+    deliveries = 100 * METRICS_MESSAGES
+    tests = {
+        "http /api/ping": (
+            lambda stack: wrk(stack.http_url + "/api/ping", METRICS_SECONDS)[0],
+            lambda rate: rate * METRICS_SECONDS,
+        ),
+        "ws echo": (
+            lambda stack: ws_echo(stack.http_url, stack.http_url, METRICS_SECONDS)[0],
+            lambda rate: rate * METRICS_SECONDS,
+        ),
+        "broadcast max N=100": (
+            lambda stack: broadcast(stack.http_url, stack.http_url, 100, METRICS_MESSAGES, None)[0],
+            lambda rate: deliveries,
+        ),
+    }
+    measured = {side: {test: [] for test in tests} for side in sides}
+    with contextlib.ExitStack() as running:
+        stacks = {
+            side: running.enter_context(start_stack("ours", env=env)) for side, env in sides.items()
+        }
+        for round_ in range(METRICS_ROUNDS):
+            for side in list(sides)[:: 1 if round_ % 2 == 0 else -1]:
+                stack = stacks[side]
+                for test, (run, operations) in tests.items():
+                    before = server_cpu(stack)["django"]
+                    rate = run(stack)
+                    used = server_cpu(stack)["django"] - before
+                    measured[side][test].append((rate, used / operations(rate) * 1e6))
+            log(f"round {round_ + 1} of {METRICS_ROUNDS} done")
+    rows = []
+    for side, results in measured.items():
+        for test, runs in results.items():
+            rate = statistics.median(r for r, _ in runs)
+            row = Row(side, test, "nginx", rate)
+            row.extra = {
+                "runs": [round(r) for r, _ in runs],
+                "django us per op": round(statistics.median(us for _, us in runs), 1),
+            }
+            rows.append(row)
+            log(format_row(row))
+    return rows
+
+
 def bare_stack() -> NativeStack:
     """The same Gunicorn settings serving proving_ground/bench_app.py (no Django)."""
     command = ["sh", "-c", "exec gunicorn --config gunicorn.conf.py proving_ground.bench_app:app"]
@@ -547,6 +605,10 @@ def _notes(row: Row) -> str:
         notes.append(f"dropped {row.extra['dropped']}")
     if "idle KiB per socket" in row.extra:
         notes.append(f"idle {row.extra['idle KiB per socket']} KiB/socket")
+    if "django us per op" in row.extra:
+        notes.append(
+            f"Django {row.extra['django us per op']} us CPU per op; runs {row.extra['runs']}"
+        )
     return ", ".join(notes)
 
 
@@ -617,6 +679,20 @@ def targets(rows: list[Row], facts: dict) -> list[str]:
                     f"; CPU per {'request' if test.startswith('http') else 'round trip'}:"
                     f" nginx {nginx_us:.0f} us, Django {django_us:.0f} us, so a server with"
                     f" every core busy and its clients elsewhere loses {floor:.0%} to nginx"
+                )
+            lines.append(line)
+    for test in ("http /api/ping", "ws echo", "broadcast max N=100"):
+        on, off = find("ours", test, "nginx"), find("ours, metrics off", test, "nginx")
+        if on and off:
+            line = (
+                f"{test}: metrics on cost {1 - on.rate / off.rate:.1%} of the throughput with"
+                " them off (target <= 3%; the two stacks differ only in METRICS=0)"
+            )
+            cpu_on, cpu_off = on.extra.get("django us per op"), off.extra.get("django us per op")
+            if cpu_on and cpu_off:
+                line += (
+                    f"; Django CPU per operation {cpu_on:.0f} vs {cpu_off:.0f} us"
+                    f" ({cpu_on / cpu_off - 1:+.1%})"
                 )
             lines.append(line)
     steady = find("ours", f"broadcast@{BROADCAST_RATE}/s N=100")
@@ -730,9 +806,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--mode",
-        choices=[*MODES, "tune"],
+        choices=[*MODES, "tune", "metrics"],
         default="quick",
-        help="tune: the sweep the stack's defaults were chosen from (about 8 minutes)",
+        help="tune: the sweep the stack's defaults were chosen from (about 8 minutes);"
+        " metrics: what Prometheus metrics cost (about 4 minutes)",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
     args = parser.parse_args()
@@ -744,7 +821,12 @@ def main() -> int:
     info = machine()
     print("machine:", json.dumps(info))
     started = time.monotonic()
-    rows, facts = (tune(), {}) if args.mode == "tune" else run(args.mode)
+    if args.mode == "tune":
+        rows, facts = tune(), {}
+    elif args.mode == "metrics":
+        rows, facts = metrics_cost(), {}
+    else:
+        rows, facts = run(args.mode)
     folder = args.out / time.strftime("%Y%m%d-%H%M%S")
     folder.mkdir(parents=True, exist_ok=True)
     report = markdown(rows, facts, info, args.mode)
@@ -752,7 +834,10 @@ def main() -> int:
     (folder / "results.json").write_text(
         json.dumps({"machine": info, "facts": facts, "rows": [asdict(r) for r in rows]}, indent=2)
     )
-    tune_plot(rows, folder) if args.mode == "tune" else plots(rows, folder)
+    if args.mode == "tune":
+        tune_plot(rows, folder)
+    elif args.mode != "metrics":
+        plots(rows, folder)
     print()
     print(report)
     print(f"written to {folder} in {time.monotonic() - started:.0f} s")

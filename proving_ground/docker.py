@@ -93,6 +93,9 @@ def chown_tree(path: Path, uid: int, gid: int) -> None:
             os.chown(name, uid, gid)
 
 
+MONITORING_FILE = "docker-compose.monitoring.yml"
+
+
 class DockerStack(PublishedURLs):
     """One Compose project built from a copy of this repository."""
 
@@ -120,6 +123,10 @@ class DockerStack(PublishedURLs):
         }
         for service, variables in (environment or {}).items():
             services.setdefault(service, {})["environment"] = variables
+        if MONITORING_FILE in self.files:
+            # No registry here and no look-alike of Grafana's image: its dashboard is
+            # tested by running every panel's query on Prometheus (test_replicas.py).
+            services["grafana"] = {"profiles": ["grafana-needs-a-registry"]}
         self.test_override.write_text(json.dumps({"services": services}))
 
     @staticmethod
@@ -133,6 +140,8 @@ class DockerStack(PublishedURLs):
             "NGINX_PUBLISHED_PORT": str(self.http_port),
             # Docker picks a free port for each django replica (`docker compose port`).
             "DJANGO_PUBLISHED_PORT": "0",
+            # The monitoring override's Prometheus, the same way.
+            "PROMETHEUS_PUBLISHED_PORT": "0",
         }
 
     @property

@@ -194,6 +194,12 @@ class NativeStack(PublishedURLs):
         self.django_port = django_port or free_port()
         self.mysql_port = free_port()
         self.redis_port = free_port()
+        self.nginx_status_port = free_port()
+        # The workers' metrics files, one stack's apart from another's, in memory as in
+        # the containers (entrypoint.sh says why).
+        shm = Path("/dev/shm")
+        base = shm if shm.is_dir() else self.run_dir
+        self.metrics_dir = base / f"prometheus-multiproc-{self.run_dir.name}"
         self.extra_django_env = django_env or {}
         self.user = pwd.getpwuid(os.geteuid()).pw_name
         self.logs = self.run_dir / "logs"
@@ -210,6 +216,7 @@ class NativeStack(PublishedURLs):
             REDIS_URL=with_host_port(env["REDIS_URL"], LOCALHOST, self.redis_port),
             DJANGO_PORT=str(self.django_port),
             STATIC_ROOT=str(self.static_root),
+            PROMETHEUS_MULTIPROC_DIR=str(self.metrics_dir),
         )
         env.update(self.extra_django_env)
         return env
@@ -230,6 +237,8 @@ class NativeStack(PublishedURLs):
     def start_service(self, name: str) -> None:
         self.binaries = getattr(self, "binaries", None) or require_binaries()
         self.logs.mkdir(parents=True, exist_ok=True)
+        if name == "django":  # for commands that start Gunicorn without entrypoint.sh too
+            self.metrics_dir.mkdir(parents=True, exist_ok=True)
         executor = getattr(self, f"_start_{name}")()
         try:
             executor.start()
@@ -270,6 +279,7 @@ class NativeStack(PublishedURLs):
         for log_file in self._log_files:
             log_file.close()
         self._log_files.clear()
+        shutil.rmtree(self.metrics_dir, ignore_errors=True)
         if self.owns_run_dir:
             shutil.rmtree(self.run_dir, ignore_errors=True)
 
@@ -402,6 +412,7 @@ class NativeStack(PublishedURLs):
         env = service.env()
         env.update(
             NGINX_PORT=f"{LOCALHOST}:{self.http_port}",
+            NGINX_STATUS_PORT=f"{LOCALHOST}:{self.nginx_status_port}",
             DJANGO_HOST=LOCALHOST,
             DJANGO_PORT=str(self.django_port),
             STATIC_ROOT=str(self.static_root),

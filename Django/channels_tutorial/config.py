@@ -117,6 +117,8 @@ class Settings(BaseSettings):
     # How many missed messages a reconnecting client gets replayed; past that it gets the
     # latest page and a marker that some may be missing.
     realtime_resume_limit: int = Field(default=1000, ge=1)
+    # Prometheus metrics on /metrics (docs/monitoring.md); 0 saves what counting costs.
+    metrics: bool = True
 
     static_root: Path
 

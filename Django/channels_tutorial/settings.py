@@ -99,6 +99,18 @@ DATABASES = {
     }
 }
 
+# Prometheus metrics on /metrics (docs/monitoring.md): the sockets' own (realtime), and
+# HTTP and database figures from django-prometheus, whose middleware goes first and last
+# to time every request through the rest.
+METRICS = env.metrics
+if METRICS:
+    INSTALLED_APPS.append("django_prometheus")
+    # django-prometheus's own, called without hops to the sync thread (core/middleware.py).
+    MIDDLEWARE.insert(1, "core.middleware.PrometheusBeforeMiddleware")
+    MIDDLEWARE.append("core.middleware.PrometheusAfterMiddleware")
+    # Django's MySQL backend, its queries and errors counted.
+    DATABASES["default"]["ENGINE"] = "django_prometheus.db.backends.mysql"
+
 # Redis carries messages between the Uvicorn worker processes (and between hosts).
 CHANNEL_LAYER_BACKENDS = {
     # channels-redis's class with fixes (realtime/compat.py says which, and until when).

@@ -1,8 +1,12 @@
+import asyncio
 import os
+import time
 
 from django.conf import settings
 
 from realtime.consumers import JsonConsumer
+
+from . import figures
 
 ECHO_GROUP = "echo"
 
@@ -18,9 +22,8 @@ class EchoConsumer(JsonConsumer):
 
     async def connect(self):
         if not settings.DEBUG_ENDPOINTS:
-            # Any client may broadcast here: developers only. Closing before accept()
-            # refuses the handshake (HTTP 403).
-            await self.close()
+            # Any client may broadcast here: developers only (HTTP 403).
+            await self.refuse("debug_endpoints_off")
             return
         await self.accept()
         await self.send_json({"type": "hello", "pid": os.getpid()})
@@ -43,3 +46,31 @@ class EchoConsumer(JsonConsumer):
                 "pid": os.getpid(),
             }
         )
+
+
+class FiguresConsumer(JsonConsumer):
+    """Sends the status page a few live figures of this replica every `interval`
+    seconds: open sockets, messages delivered a second, delivery lag p99. For developers
+    only (settings.DEBUG_ENDPOINTS)."""
+
+    interval = 2.0
+
+    async def connect(self):
+        if not settings.DEBUG_ENDPOINTS or not settings.METRICS:
+            await self.refuse("debug_endpoints_off")
+            return
+        await self.accept()
+        self.ticker = asyncio.create_task(self.tick())
+
+    async def tick(self):
+        before, at = await asyncio.to_thread(figures.snapshot), time.monotonic()
+        while True:
+            await asyncio.sleep(self.interval)
+            after, now = await asyncio.to_thread(figures.snapshot), time.monotonic()
+            await self.send_json({"type": "figures", **figures.figures(before, after, now - at)})
+            before, at = after, now
+
+    async def websocket_disconnect(self, message):
+        if hasattr(self, "ticker"):
+            self.ticker.cancel()
+        await super().websocket_disconnect(message)

@@ -4,4 +4,5 @@ from . import consumers
 
 websocket_urlpatterns = [
     path("ws/echo/", consumers.EchoConsumer.as_asgi()),
+    path("ws/figures/", consumers.FiguresConsumer.as_asgi()),
 ]

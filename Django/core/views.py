@@ -2,9 +2,11 @@ import asyncio
 import functools
 import os
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import Http404, JsonResponse
 from django.shortcuts import render
+from django_prometheus.exports import ExportToDjangoView
 
 from . import checks, status
 
@@ -38,6 +40,15 @@ async def readyz(request):
     if settings.DEBUG_ENDPOINTS:
         body.update(pid=os.getpid(), checks=checks.as_dict(results))
     return JsonResponse(body, status=503 if failing else 200)
+
+
+async def metrics(request):
+    """Prometheus' scrape: every worker's figures at once (prometheus-client's multiprocess
+    mode reads each worker's files). nginx's public server never passes /metrics on."""
+    if not settings.METRICS:
+        raise Http404
+    # Reading the files blocks: in a thread of its own, not the database thread.
+    return await sync_to_async(ExportToDjangoView, thread_sensitive=False)(request)
 
 
 async def index(request):

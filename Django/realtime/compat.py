@@ -13,6 +13,14 @@ unpatched library, and goes once upstream fixes it:
   client; a client too slow to read (no pong in time, or a send held up) is closed with
   CLOSE_TOO_SLOW, and aborted if it never reads, instead of holding its consumer up and
   its buffers for ever.
+- TallyHistogram (realtime/metrics.py, prometheus-client): adds a second's observations
+  to a histogram's bucket and sum values (`_buckets`, `_sum`, `_upper_bounds`) at once,
+  where observe() would write each one to the shared file.
+- fold_dead_worker (prometheus-client): in multiprocess mode every worker that ever ran
+  leaves its counter and histogram files, so the folder and the time /metrics takes grow
+  with each worker restart (prometheus/client_python#275, open). Gunicorn's child_exit adds
+  a dead worker's figures into one archive file per type, through prometheus-client's
+  MmapedDict (its file format), and deletes the worker's files.
 
 tests/realtime/test_compat.py fails when an installed version differs from UPSTREAM:
 then re-run the tests named above, delete what upstream fixed, and update UPSTREAM.
@@ -21,16 +29,20 @@ then re-run the tests named above, delete what upstream fixed, and update UPSTRE
 import asyncio
 import collections
 import logging
+import os
 import time
 
 from channels_redis.core import RedisChannelLayer as BaseRedisChannelLayer
+from prometheus_client.mmap_dict import MmapedDict
 from redis.asyncio import ConnectionPool
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+from . import metrics
 
 logger = logging.getLogger(__name__)
 
 # The versions these workarounds were written against and tested with.
-UPSTREAM = {"channels-redis": "4.3.0", "uvicorn": "0.54.0"}
+UPSTREAM = {"channels-redis": "4.3.0", "uvicorn": "0.54.0", "prometheus-client": "0.26.0"}
 
 
 class IdleClosingConnectionPool(ConnectionPool):
@@ -290,6 +302,7 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         self.too_slow = True
         if self.close_sent or self.transport.is_closing():
             return
+        metrics.SLOW_CLIENT_CLOSES.inc()
         reason = "too slow to read"
         self.queue.put_nowait(
             {"type": "websocket.disconnect", "code": CLOSE_TOO_SLOW, "reason": reason}
@@ -300,3 +313,26 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         self.close_timer = self.loop.call_later(self.close_timeout, self.transport.abort)
         peer = "{}:{}".format(*self.client) if self.client else "?"
         logger.warning("%s: WebSocket too slow to read (%s); closing with %d", peer, why, 4008)
+
+
+# Files of these types are summed over processes, so a dead worker's values can be added
+# to an archive file that prometheus-client reads like any worker's ("<type>_<name>.db").
+FOLDED_TYPES = ("counter", "histogram")
+ARCHIVE = "archive"
+
+
+def fold_dead_worker(directory: str, pid: int) -> None:
+    """Add a dead worker's counters and histograms to the archive files and delete its
+    own. Run by Gunicorn's master (child_exit), one worker at a time."""
+    for kind in FOLDED_TYPES:
+        dead = os.path.join(directory, f"{kind}_{pid}.db")
+        if not os.path.exists(dead):
+            continue
+        archive = MmapedDict(os.path.join(directory, f"{kind}_{ARCHIVE}.db"))
+        try:
+            for key, value, timestamp, _ in MmapedDict.read_all_values_from_file(dead):
+                archived, _ = archive.read_value(key)
+                archive.write_value(key, archived + value, timestamp)
+        finally:
+            archive.close()
+        os.remove(dead)

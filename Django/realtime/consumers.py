@@ -6,6 +6,7 @@ from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
+from . import metrics
 from .layer import ChannelLayerLost, GuardedLayer, reset_layer_pools
 from .membership import monitor_for
 from .ratelimit import TokenBucket
@@ -43,6 +44,10 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
     - ``event_db_cleanup``: Channels closes stale database connections before every
       channel-layer event, a hop to the sync thread and back. Set it False when your
       event handlers only forward to the socket.
+    - ``refuse(reason, code=None, detail=None)``: turn the handshake down, counted by
+      reason in the metrics; with a code, accept first so the client reads why.
+    - ``metrics_route``: the ``route`` label of this socket's metrics (realtime/metrics.py;
+      by default the class name without "Consumer", lower case).
 
     Each socket may send settings.WS_RATE_LIMIT frames a second (bursts of WS_RATE_BURST);
     beyond that, frames are dropped with an error frame. If the channel layer itself fails,
@@ -66,31 +71,60 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
     def channel_layer(self, layer):
         self._channel_layer = None if layer is None else GuardedLayer(layer)
 
+    @property
+    def metrics_route(self) -> str:
+        return type(self).__name__.removesuffix("Consumer").lower()
+
     async def __call__(self, scope, receive, send):
         self.joined: list[str] = []
         self.accepted = False
+        self.refusing = False
+        self.close_code = None
+        self.route_metrics = metrics.for_route(self.metrics_route)
+        self._sent_at = None  # the stamp of the event being handled (metrics.SENT_AT)
         try:
-            await super().__call__(scope, receive, send)
+            await super().__call__(scope, receive, self._counted(send))
         except ChannelLayerLost as lost:
             logger.warning("%s (%s); closing the socket for a reconnect", lost, lost.__cause__)
             with contextlib.suppress(OSError):  # the client may be gone already
                 if not self.accepted:  # a close before accept would be HTTP 403
+                    self.route_metrics.refused("layer_unavailable")
                     await send({"type": "websocket.accept"})
                 code = CLOSE_LAYER_LOST if self.accepted else CLOSE_TRY_AGAIN
+                self.close_code = code
                 await send({"type": "websocket.close", "code": code})
             await reset_layer_pools(lost.layer)
         finally:
             self._watch([])
+            if self.accepted:
+                self.route_metrics.sockets_open.dec()
+                self.route_metrics.closed(self.close_code)
+
+    def _counted(self, send):
+        """The server's send, counting the frames that go out (send, send_json, ...)."""
+
+        async def counted_send(message):
+            await send(message)
+            if message["type"] == "websocket.send":
+                size = _size(message.get("text"), message.get("bytes"))
+                self.route_metrics.sent(size, self._sent_at)
+                self._sent_at = None  # an event's lag is its first frame's
+
+        return counted_send
 
     async def dispatch(self, message):
-        if self.event_db_cleanup or message["type"].startswith("websocket."):
-            await super().dispatch(message)
-            return
-        # Channels' dispatch without its close_old_connections hop.
-        handler = getattr(self, get_handler_name(message), None)
-        if handler is None:
-            raise ValueError(f"No handler for message type {message['type']}")
-        await handler(message)
+        self._sent_at = message.get(metrics.SENT_AT)
+        try:
+            if self.event_db_cleanup or message["type"].startswith("websocket."):
+                await super().dispatch(message)
+                return
+            # Channels' dispatch without its close_old_connections hop.
+            handler = getattr(self, get_handler_name(message), None)
+            if handler is None:
+                raise ValueError(f"No handler for message type {message['type']}")
+            await handler(message)
+        finally:
+            self._sent_at = None
 
     async def websocket_connect(self, message):
         self.bucket = TokenBucket(
@@ -102,9 +136,32 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
 
     async def accept(self, subprotocol=None, headers=None):
         await super().accept(subprotocol, headers)
-        self.accepted = True
+        if not self.refusing:
+            self.accepted = True
+            self.route_metrics.accepted.inc()
+            self.route_metrics.sockets_open.inc()
+
+    async def refuse(self, reason: str, code: int | None = None, detail: str = "") -> None:
+        """Turn the handshake down: HTTP 403, or with a close code, accept, send `detail`
+        as an error frame and close with `code` (a browser cannot read a 403's reason)."""
+        self.refusing = True
+        self.route_metrics.refused(reason)
+        if code is None:
+            await self.close()
+            return
+        await self.accept()
+        if detail:
+            await self.send_error(detail, kind="refused")
+        await self.close(code=code)
+
+    async def close(self, code=None, reason=None):
+        if self.accepted and self.close_code is None:
+            self.close_code = 1000 if code is None or code is True else code
+        await super().close(code, reason)
 
     async def websocket_disconnect(self, message):
+        if self.close_code is None:
+            self.close_code = message.get("code")
         # Unwatched first: leaving the groups below is not Redis losing them.
         self._watch([])
         for group in self.joined:
@@ -143,20 +200,24 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
 
     async def membership_lost(self) -> None:
         logger.warning("no longer in groups %s (Redis lost them?); closing", self.watched_groups())
+        self.route_metrics.membership_lost()
         with contextlib.suppress(OSError):  # the client may be gone already (ClientDisconnected)
             await self.close(code=CLOSE_MEMBERSHIP_LOST)
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        self.route_metrics.frames_received.inc()
+        self.route_metrics.frames_received_bytes.inc(_size(text_data, bytes_data))
         if not self.bucket.allow():
-            await self.send_error("rate limit exceeded; frame dropped")
+            self.route_metrics.frames_dropped.inc()
+            await self.send_error("rate limit exceeded; frame dropped", kind="rate_limit")
             return
         if text_data is None:
-            await self.send_error("binary frames are not accepted; send JSON text")
+            await self.send_error("binary frames are not accepted; send JSON text", kind="binary")
             return
         try:
             content = await self.decode_json(text_data)
         except ValueError:
-            await self.send_error("frame is not valid JSON")
+            await self.send_error("frame is not valid JSON", kind="bad_json")
             return
         await self.receive_json(content, **kwargs)
 
@@ -164,9 +225,18 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
         kind = content.get("type") if isinstance(content, dict) else None
         handler = getattr(self, f"on_{kind}", None) if isinstance(kind, str) else None
         if handler is None:
-            await self.send_error(f"unknown frame type: {json.dumps(kind)}")
+            await self.send_error(f"unknown frame type: {json.dumps(kind)}", kind="unknown_type")
             return
         await handler(content)
 
-    async def send_error(self, detail: str) -> None:
+    async def send_error(self, detail: str, kind: str = "invalid") -> None:
+        """An error frame; `kind` labels it in the metrics (realtime_error_frames_total)."""
+        self.route_metrics.error_frame(kind)
         await self.send_json({"type": "error", "detail": detail})
+
+
+def _size(text: str | None, data: bytes | None) -> int:
+    """A frame's payload in bytes; ASCII text (most JSON) without encoding it."""
+    if text is None:
+        return len(data or b"")
+    return len(text) if text.isascii() else len(text.encode())

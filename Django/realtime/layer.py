@@ -8,6 +8,8 @@ import time
 
 from redis.exceptions import RedisError
 
+from . import metrics
+
 
 class ChannelLayerLost(Exception):
     """The channel layer itself failed (Redis unreachable, restarted, timed out)."""
@@ -38,11 +40,23 @@ class GuardedLayer:
             try:
                 return await value(*args, **kwargs)
             except self.errors as error:
+                metrics.LAYER_FAILURES.labels(name).inc()
                 raise ChannelLayerLost(self.layer) from error
 
         # Kept: the next call (a receive per delivered message) finds it without this.
         self.__dict__[name] = guarded
         return guarded
+
+    async def group_send(self, group: str, message: dict) -> None:
+        """The layer's group_send, timed, and the event stamped for the receivers' lag."""
+        started = time.perf_counter()
+        try:
+            await self.layer.group_send(group, metrics.stamp(message))
+        except self.errors as error:
+            metrics.LAYER_FAILURES.labels("group_send").inc()
+            raise ChannelLayerLost(self.layer) from error
+        if metrics.enabled():
+            metrics.group_send_seconds().observe(time.perf_counter() - started)
 
 
 # After Redis restarts, every pooled connection of a worker is dead; the first consumer
@@ -61,6 +75,7 @@ async def reset_layer_pools(layer) -> None:
     if now - _last_pool_reset < POOL_RESET_INTERVAL or not hasattr(layer, "close_pools"):
         return
     _last_pool_reset = now
+    metrics.LAYER_POOL_RESETS.inc()
     with contextlib.suppress(RedisError, OSError, TimeoutError):
         async with asyncio.timeout(POOL_RESET_TIMEOUT):
             await layer.close_pools()

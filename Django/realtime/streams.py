@@ -58,7 +58,7 @@ class StreamConsumer(JsonConsumer):
         try:
             asked = position_from_query(self.scope.get("query_string", b""))
         except BadPosition as error:
-            await self.send_error(f"{error}; starting from the latest messages")
+            await self.send_error(f"{error}; starting from the latest messages", kind="position")
             asked = Position("", -1)  # so that "recovered" says false
         async with self._stream_lock:
             await self._send_history(asked, extra)
@@ -66,7 +66,7 @@ class StreamConsumer(JsonConsumer):
     async def on_resume(self, content) -> None:
         epoch, offset = content.get("epoch"), content.get("offset")
         if not isinstance(epoch, str) or type(offset) is not int or offset < 0:
-            await self.send_error("resume needs a string epoch and an offset >= 0")
+            await self.send_error("resume needs a string epoch and an offset >= 0", kind="position")
             return
         if self.position is None:
             await self.send_error("resume: this socket follows no stream")
@@ -89,6 +89,7 @@ class StreamConsumer(JsonConsumer):
         frame = {"type": "history", "epoch": page.epoch, "offset": end, "messages": page.items}
         if asked is not None:
             frame["recovered"] = recovered
+            self.route_metrics.resumed(recovered)
         await self.send_json({**frame, **extra})
         await self._flush()
 

@@ -31,9 +31,7 @@ class TalkConsumer(StreamConsumer):
         try:
             self.group = room_group_name(self.room)
         except InvalidRoomName as error:
-            await self.accept()
-            await self.send_error(str(error))
-            await self.close(code=CLOSE_INVALID_ROOM)
+            await self.refuse("invalid_room", code=CLOSE_INVALID_ROOM, detail=str(error))
             return
         await self.join(self.group)
         await self.accept()

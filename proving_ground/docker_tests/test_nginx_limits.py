@@ -1,19 +1,22 @@
 """Production nginx under its container's limits (docker-compose.prod.yml): as many
 workers as the CPU limit allows, rounded up, not one per CPU of the host; and the memory
 those workers would need with every connection nginx.conf lets them take (two per
-proxied WebSocket), measured per socket here, inside the memory limit."""
+proxied WebSocket), measured per socket here, inside the memory limit. The stack runs
+the monitoring override beside production, with the production secrets."""
 
 import asyncio
 import math
 import re
 
+import httpx
 import psutil
 import pytest
 import websockets
 
 from proving_ground.client import ws_url
 from proving_ground.compose import COMPOSE_FILE, PROD_FILE, ROOT
-from proving_ground.docker import DockerStack, allow_host, write_prod_env
+from proving_ground.docker import MONITORING_FILE, DockerStack, allow_host, write_prod_env
+from proving_ground.prometheus import Prometheus
 
 HOST = "chat.example.com"
 SOCKETS = 500  # held through nginx to measure what one costs its worker
@@ -22,7 +25,7 @@ MiB = 1024 * 1024
 
 @pytest.fixture(scope="module")
 def prod():
-    stack = DockerStack(files=(COMPOSE_FILE.name, PROD_FILE.name))
+    stack = DockerStack(files=(COMPOSE_FILE.name, PROD_FILE.name, MONITORING_FILE))
     write_prod_env(stack.dir)
     allow_host(stack.dir, HOST)
     with stack:
@@ -85,3 +88,21 @@ async def test_every_connection_nginx_allows_fits_its_memory_limit(prod):
         assert full < limit
     finally:
         await asyncio.gather(*(socket.close() for socket in sockets))
+
+
+def test_monitoring_runs_beside_production(prod):
+    """Prometheus scrapes the production django and every exporter, which log in with the
+    production secrets; /metrics is not served on the public port."""
+    assert httpx.get(f"{prod.http_url}/metrics", headers={"Host": HOST}).status_code == 404
+    address = prod.compose("port", "prometheus", "9090").stdout.strip()
+    prometheus = Prometheus(f"http://127.0.0.1:{address.rsplit(':', 1)[1]}")
+    for expression in (
+        'up{job="django"}',
+        'up{job="nginx"}',
+        'up{job="redis"}',
+        'up{job="mysql"}',
+        "nginx_up",
+        "redis_up",
+        "mysql_up",
+    ):
+        assert prometheus.wait_for(expression, 1, timeout=120) == 1, expression

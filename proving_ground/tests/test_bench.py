@@ -68,9 +68,11 @@ def test_the_keepalive_variant_of_bench_scale_differs_only_in_how_nginx_reaches_
     from proving_ground.scale import KeepaliveStack
 
     ports = {"http_port": free_port(), "django_port": free_port()}
+    status_port = free_port()
     texts = []
     for cls in (NativeStack, KeepaliveStack):
         stack = cls(run_dir=tmp_path, **ports)  # the same paths: only the config differs
+        stack.nginx_status_port = status_port
         assert stack.nginx_test().returncode == 0
         texts.append(set((stack.run_dir / "nginx/conf.d/default.conf").read_text().splitlines()))
     shipped, variant = texts

@@ -1,6 +1,7 @@
 """Real browsers (Debian's chromium driven by Playwright) through nginx."""
 
 import os
+import re
 import signal
 import uuid
 from pathlib import Path
@@ -114,7 +115,11 @@ def test_landing_page_shows_every_check_green(stack, open_window, output_dir, ad
     expect(page.locator("#checks tr.check.ok")).to_have_count(checks.count())
     expect(page.locator("[data-check=websocket] .value")).to_contain_text("open through")
     expect(page.locator("[data-check=request] .value")).to_contain_text(hop)
-    assert checks.count() == 6
+    # The live figures: at least this page's two sockets (echo and figures) are open.
+    expect(page.locator("[data-check=figures] .value")).to_have_text(
+        re.compile(r"^([2-9]|\d\d+) sockets open · [\d.]+ messages/s delivered · ")
+    )
+    assert checks.count() == 7
     # site.css loaded: its font, not the browser's default.
     assert "system-ui" in page.evaluate("getComputedStyle(document.body).fontFamily")
     assert page.errors == []

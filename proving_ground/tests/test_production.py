@@ -109,10 +109,30 @@ def test_prod_env_fills_every_placeholder_and_keeps_existing_files(prod_copy):
             if (prod_copy / example).read_text().count(line) == 0:  # a generated value
                 secrets.add(line.split("=", 1)[1])
                 assert len(line.split("=", 1)[1]) == 96
-    assert len(secrets) == 3, "each placeholder gets its own random value"
+    assert len(secrets) == len(EXAMPLES), "each placeholder gets its own random value"
     before = (prod_copy / "Django/.env.django.prod").read_text()
     assert write_prod_env(prod_copy) == []
     assert (prod_copy / "Django/.env.django.prod").read_text() == before
+
+
+def test_monitoring_beside_production_reads_the_production_secrets(prod_copy):
+    files = ("docker-compose.yml", "docker-compose.prod.yml", "docker-compose.monitoring.yml")
+    services = compose.compose_config(*(prod_copy / name for name in files))["services"]
+    env = {name: spec.get("environment", {}) for name, spec in services.items()}
+    assert env["redis-exporter"]["REDIS_PASSWORD"] == env["redis"]["REDIS_PASSWORD"] != ""
+    password = env["mysqld-exporter"]["MYSQLD_EXPORTER_PASSWORD"]
+    assert password == env["mysql"]["MYSQLD_EXPORTER_PASSWORD"]
+    assert PLACEHOLDER not in password and "development" not in password
+    assert "development" not in env["grafana"]["GF_SECURITY_ADMIN_PASSWORD"]
+    assert env["grafana"]["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    # The production database volume, with the exporter's user made on first start.
+    targets = [volume["target"] for volume in services["mysql"]["volumes"]]
+    assert targets == ["/var/lib/mysql", "/docker-entrypoint-initdb.d/exporter-user.sh"]
+    assert services["mysql"]["volumes"][0]["source"] == "mysql-data-prod"
+    # Only nginx is reachable from other machines; Prometheus and Grafana from this one.
+    for name, spec in services.items():
+        for port in spec.get("ports", []):
+            assert name == "nginx" or port["host_ip"] == "127.0.0.1", (name, port)
 
 
 # The test client plays the TLS proxy in front of nginx; 127.0.0.2 plays anyone else.

@@ -1,6 +1,7 @@
 """What cannot run here (Docker) is checked statically; the compose file is held
 against the configs it wires together."""
 
+import json
 import re
 import runpy
 import shutil
@@ -274,9 +275,86 @@ def test_the_swarm_stack_repeats_the_compose_files_values_exactly():
     for key in ("DJANGO_PORT", "STATIC_ROOT"):
         assert str(stack["django"]["environment"][key]) == django_env[key]
         assert str(stack["nginx"]["environment"][key]) == django_env[key]
+    nginx_env = SERVICES["nginx"].env()
+    assert str(stack["nginx"]["environment"]["NGINX_STATUS_PORT"]) == nginx_env["NGINX_STATUS_PORT"]
     assert stack["django"]["env_file"][:1] == ["./Django/.env.django"]
     assert stack["django"]["stop_grace_period"] == compose_config["django"]["stop_grace_period"]
     # Every service: DNS round robin (no IPVS needed), and nginx's port in host mode.
     assert {s["deploy"]["endpoint_mode"] for s in stack.values()} == {"dnsrr"}
     assert [p["mode"] for p in stack["nginx"]["ports"]] == ["host"]
     assert stack["django"]["deploy"]["update_config"]["order"] == "start-first"
+
+
+def test_the_monitoring_override_reads_the_stacks_own_values():
+    """Prometheus' config and the exporters' flags cannot read Compose's values: they
+    repeat them, and here they must agree with what the stack defines."""
+    merged = compose.compose_config(
+        ROOT / "docker-compose.yml", ROOT / "docker-compose.monitoring.yml"
+    )
+    services = merged["services"]
+    django_port = services["django"]["environment"]["DJANGO_PORT"]
+    prometheus = yaml.safe_load((ROOT / "Prometheus/prometheus.yml").read_text())
+    (django_job,) = [job for job in prometheus["scrape_configs"] if job["job_name"] == "django"]
+    assert str(django_job["dns_sd_configs"][0]["port"]) == django_port
+    assert django_job["dns_sd_configs"][0]["names"] == ["django"]
+    status_port = services["nginx"]["environment"]["NGINX_STATUS_PORT"]
+    assert (
+        f"--nginx.scrape-uri=http://nginx:{status_port}/stub_status"
+        in (services["nginx-exporter"]["command"])
+    )
+    exporter_user = services["mysql"]["environment"]["MYSQLD_EXPORTER_USER"]
+    assert f"--mysqld.username={exporter_user}" in services["mysqld-exporter"]["command"]
+    assert (
+        f"--mysqld.address=mysql:{services['mysql']['expose'][0]}"
+        in (services["mysqld-exporter"]["command"])
+    )
+    # Every scraped exporter is a service of the override, on its image's port.
+    targets = {
+        target
+        for job in prometheus["scrape_configs"]
+        for static in job.get("static_configs", [])
+        for target in static["targets"]
+    }
+    assert targets == {
+        "nginx-exporter:9113",
+        "redis-exporter:9121",
+        "mysqld-exporter:9104",
+        "localhost:9090",
+    }
+    # The exporters' credentials come from env files, never from the Compose file.
+    assert "MYSQLD_EXPORTER_PASSWORD" not in str(
+        yaml.safe_load((ROOT / "docker-compose.monitoring.yml").read_text())
+    )
+
+
+def test_the_dashboard_reads_the_provisioned_prometheus():
+    datasources = yaml.safe_load(
+        (ROOT / "Grafana/provisioning/datasources/prometheus.yml").read_text()
+    )["datasources"]
+    (prometheus,) = datasources
+    assert prometheus["url"] == "http://prometheus:9090"
+    scrape = yaml.safe_load((ROOT / "Prometheus/prometheus.yml").read_text())["global"]
+    assert prometheus["jsonData"]["timeInterval"] == scrape["scrape_interval"]
+    provider = yaml.safe_load((ROOT / "Grafana/provisioning/dashboards/stack.yml").read_text())
+    merged = compose.compose_config(
+        ROOT / "docker-compose.yml", ROOT / "docker-compose.monitoring.yml"
+    )["services"]["grafana"]
+    mounts = {volume["target"] for volume in merged["volumes"]}
+    assert provider["providers"][0]["options"]["path"] in mounts
+    dashboard = json.loads((ROOT / "Grafana/dashboards/channels-stack.json").read_text())
+    panels = [panel for panel in dashboard["panels"] if panel["type"] != "row"]
+    assert panels and all(panel["targets"] for panel in panels)
+    uids = {t["datasource"]["uid"] for panel in panels for t in panel["targets"]}
+    assert uids == {prometheus["uid"]}
+    # No two panels overlap on Grafana's 24-column grid.
+    cells = set()
+    for panel in dashboard["panels"]:
+        grid = panel["gridPos"]
+        assert grid["x"] + grid["w"] <= 24, panel["title"]
+        area = {
+            (x, y)
+            for x in range(grid["x"], grid["x"] + grid["w"])
+            for y in range(grid["y"], grid["y"] + grid["h"])
+        }
+        assert not area & cells, panel["title"]
+        cells |= area

@@ -1,6 +1,7 @@
 "use strict";
-// The landing page: renders /api/status (first from the page itself, then every 5 s)
-// and opens a WebSocket through the same host to prove the upgrade path.
+// The landing page: renders /api/status (first from the page itself, then every 5 s),
+// opens a WebSocket through the same host to prove the upgrade path, and shows live
+// figures that a second socket brings.
 (() => {
   const rows = {};
   document.querySelectorAll("[data-check]").forEach((row) => { rows[row.dataset.check] = row; });
@@ -57,7 +58,23 @@
     });
   }
 
+  // A few live figures from this server's metrics, every 2 s over a socket of their own.
+  function openFigures() {
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    const socket = new WebSocket(`${scheme}://${location.host}/ws/figures/`);
+    socket.addEventListener("message", (event) => {
+      const f = JSON.parse(event.data);
+      const lag = f.lag_p99_ms === null ? "no deliveries" : `${f.lag_p99_ms} ms`;
+      show("figures", true, `${f.sockets} sockets open · ${f.messages_per_s} messages/s delivered · delivery lag p99 ${lag}`);
+    });
+    socket.addEventListener("close", () => {
+      show("figures", false, "closed, retrying in 3 s");
+      setTimeout(openFigures, 3000);
+    });
+  }
+
   render(JSON.parse(document.getElementById("initial-status").textContent));
   setInterval(refresh, 5000);
   openSocket();
+  openFigures();
 })();

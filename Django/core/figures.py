@@ -1,0 +1,58 @@
+"""A few live figures for the development status page, from this replica's metrics."""
+
+import math
+import os
+
+from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client.multiprocess import MultiProcessCollector
+
+
+def snapshot() -> dict:
+    """Open sockets, deliveries so far and the delivery-lag histogram's buckets, summed
+    over every worker of this replica (or this process, without multiprocess mode)."""
+    registry = REGISTRY
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+    sockets, deliveries, buckets = 0.0, 0.0, {}
+    for family in registry.collect():
+        for sample in family.samples:
+            if sample.name == "realtime_sockets_open":
+                sockets += sample.value
+            elif sample.name == "realtime_delivery_lag_seconds_count":
+                deliveries += sample.value
+            elif sample.name == "realtime_delivery_lag_seconds_bucket":
+                bound = float(sample.labels["le"])
+                buckets[bound] = buckets.get(bound, 0.0) + sample.value
+    return {"sockets": sockets, "deliveries": deliveries, "buckets": buckets}
+
+
+def quantile(q: float, buckets: dict[float, float]) -> float | None:
+    """Prometheus' histogram_quantile on cumulative buckets: linear within the bucket."""
+    bounds = sorted(buckets)
+    if not bounds or buckets[bounds[-1]] <= 0:
+        return None
+    rank = q * buckets[bounds[-1]]
+    lower, below = 0.0, 0.0
+    for bound in bounds:
+        count = buckets[bound]
+        if count >= rank:
+            if math.isinf(bound):
+                return lower  # past the last finite bucket: its bound, as Prometheus says
+            return lower + (bound - lower) * (rank - below) / max(count - below, 1e-12)
+        lower, below = bound, count
+    return lower
+
+
+def figures(before: dict, after: dict, seconds: float) -> dict:
+    """What changed between two snapshots `seconds` apart."""
+    window = {
+        bound: after["buckets"][bound] - before["buckets"].get(bound, 0.0)
+        for bound in after["buckets"]
+    }
+    p99 = quantile(0.99, window)
+    return {
+        "sockets": int(after["sockets"]),
+        "messages_per_s": round((after["deliveries"] - before["deliveries"]) / seconds, 1),
+        "lag_p99_ms": None if p99 is None else round(p99 * 1000, 1),
+    }

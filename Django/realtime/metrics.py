@@ -1,0 +1,289 @@
+"""Prometheus metrics for sockets, frames, deliveries and the channel layer.
+
+Under Gunicorn each worker is a process of its own: prometheus-client's multiprocess mode
+(PROMETHEUS_MULTIPROC_DIR, set and emptied by entrypoint.sh) lets one scrape of /metrics
+add up every worker's figures. docs/monitoring.md lists each metric and what moves it.
+
+What moves with every frame is tallied in the worker and added to the metrics once a
+second (Tally, TallyHistogram): in multiprocess mode each inc() takes a lock, a getpid()
+and a write to a shared file, which per frame cost a tenth of the broadcast throughput
+(make bench-metrics). A scrape may so miss the last second's frames, never more.
+"""
+
+import atexit
+import bisect
+import functools
+import os
+import threading
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from prometheus_client import Counter, Gauge, Histogram
+
+# Where the sender stamps an event (time.time(), seconds) so that each receiving socket
+# can tell how late it came: the workers, and the replicas of one host, share a clock.
+SENT_AT = "realtime_sent_at"
+
+# Seconds: a broadcast to a busy room takes milliseconds; a lag past a second is trouble.
+LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+SOCKETS_OPEN = Gauge(
+    "realtime_sockets_open",
+    "WebSockets open now, by route.",
+    ["route"],
+    # Summed over the workers that are alive: a dead worker's sockets are gone.
+    multiprocess_mode="livesum",
+)
+HANDSHAKES_ACCEPTED = Counter(
+    "realtime_handshakes_accepted_total", "WebSocket handshakes accepted.", ["route"]
+)
+HANDSHAKES_REFUSED = Counter(
+    "realtime_handshakes_refused_total",
+    "WebSocket handshakes refused (HTTP 403, or accepted only to close), by reason.",
+    ["route", "reason"],
+)
+CLOSES = Counter(
+    "realtime_socket_closes_total", "WebSockets closed, by close code.", ["route", "code"]
+)
+FRAMES_RECEIVED = Counter(
+    "realtime_frames_received_total", "Frames received from clients.", ["route"]
+)
+FRAMES_RECEIVED_BYTES = Counter(
+    "realtime_frames_received_bytes_total", "Bytes of the frames received.", ["route"]
+)
+FRAMES_SENT = Counter("realtime_frames_sent_total", "Frames sent to clients.", ["route"])
+FRAMES_SENT_BYTES = Counter(
+    "realtime_frames_sent_bytes_total", "Bytes of the frames sent.", ["route"]
+)
+ERROR_FRAMES = Counter(
+    "realtime_error_frames_total", "Error frames sent to clients, by kind.", ["route", "kind"]
+)
+FRAMES_DROPPED = Counter(
+    "realtime_frames_dropped_total",
+    "Frames dropped because their socket went past its rate limit.",
+    ["route"],
+)
+GROUP_SEND_SECONDS = Histogram(
+    "realtime_group_send_seconds", "Time a group_send took.", buckets=LAG_BUCKETS
+)
+DELIVERY_LAG_SECONDS = Histogram(
+    "realtime_delivery_lag_seconds",
+    "From a sender's group_send to a receiving socket's send.",
+    ["route"],
+    buckets=LAG_BUCKETS,
+)
+LAYER_FAILURES = Counter(
+    "realtime_channel_layer_failures_total",
+    "Channel-layer calls that failed (Redis unreachable, restarted, timed out).",
+    ["operation"],
+)
+LAYER_POOL_RESETS = Counter(
+    "realtime_channel_layer_pool_resets_total",
+    "Times a worker dropped its Redis connections after the layer failed.",
+)
+MEMBERSHIP_LOST = Counter(
+    "realtime_membership_lost_total",
+    "Sockets closed (1012) because Redis no longer listed them in a group they joined.",
+    ["route"],
+)
+RESUMES = Counter(
+    "realtime_resumes_total",
+    "Clients that came back with a position: recovered (sent what they missed) or not.",
+    ["route", "recovered"],
+)
+SLOW_CLIENT_CLOSES = Counter(
+    "realtime_slow_client_closes_total",
+    "Sockets closed (4008) because their client stopped reading.",
+)
+
+
+# How often the tallies are added to the metrics.
+FLUSH_INTERVAL = 1.0
+
+
+class Tally:
+    """A counter's increments, kept here and added to `child` by flush()."""
+
+    __slots__ = ("child", "count", "flushed")
+
+    def __init__(self, child) -> None:
+        self.child, self.count, self.flushed = child, 0, 0
+
+    def inc(self, amount: float = 1) -> None:
+        self.count += amount
+
+    def flush(self) -> None:
+        # Only the event loop adds to count; reading it is atomic, so none is lost.
+        count = self.count
+        if count != self.flushed:
+            self.child.inc(count - self.flushed)
+            self.flushed = count
+
+
+class TallyHistogram:
+    """A histogram's observations, counted per bucket here and added by flush() to the
+    child's bucket and sum values (prometheus-client's own; realtime/compat.py pins it)."""
+
+    __slots__ = ("child", "bounds", "counts", "flushed", "sum", "flushed_sum")
+
+    def __init__(self, child) -> None:
+        self.child = child
+        self.bounds = list(child._upper_bounds)
+        self.counts = [0] * len(self.bounds)
+        self.flushed = [0] * len(self.bounds)
+        self.sum = self.flushed_sum = 0.0
+
+    def observe(self, amount: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, amount)] += 1
+        self.sum += amount
+
+    def flush(self) -> None:
+        for i, count in enumerate(self.counts):
+            if count != self.flushed[i]:
+                self.child._buckets[i].inc(count - self.flushed[i])
+                self.flushed[i] = count
+        total = self.sum
+        if total != self.flushed_sum:
+            self.child._sum.inc(total - self.flushed_sum)
+            self.flushed_sum = total
+
+
+_tallies: list = []
+_flusher_pid = None
+
+
+def tallied(tally):
+    """Register `tally` with this process's flusher thread (started on first use, and
+    again in a forked child)."""
+    global _flusher_pid
+    _tallies.append(tally)
+    if _flusher_pid != os.getpid():
+        _flusher_pid = os.getpid()
+        threading.Thread(target=_flush_forever, name="metrics-flush", daemon=True).start()
+        atexit.register(flush)  # a worker stopping (SIGTERM) loses none
+    return tally
+
+
+def _flush_forever() -> None:
+    while True:
+        time.sleep(FLUSH_INTERVAL)
+        flush()
+
+
+def flush() -> None:
+    for tally in list(_tallies):
+        tally.flush()
+
+
+@dataclass(frozen=True)
+class RouteMetrics:
+    """One route's children, labelled once: a frame then costs no label lookup."""
+
+    sockets_open: Gauge
+    accepted: Counter
+    frames_received: Counter
+    frames_received_bytes: Counter
+    frames_sent: Counter
+    frames_sent_bytes: Counter
+    frames_dropped: Counter
+    delivery_lag: Histogram
+    route: str
+
+    def refused(self, reason: str) -> None:
+        HANDSHAKES_REFUSED.labels(self.route, reason).inc()
+
+    def closed(self, code: int | None) -> None:
+        CLOSES.labels(self.route, str(code)).inc()
+
+    def error_frame(self, kind: str) -> None:
+        ERROR_FRAMES.labels(self.route, kind).inc()
+
+    def membership_lost(self) -> None:
+        MEMBERSHIP_LOST.labels(self.route).inc()
+
+    def resumed(self, recovered: bool) -> None:
+        RESUMES.labels(self.route, "true" if recovered else "false").inc()
+
+    def sent(self, size: int, sent_at: float | None) -> None:
+        self.frames_sent.inc()
+        self.frames_sent_bytes.inc(size)
+        if sent_at is not None:
+            self.delivery_lag.observe(max(time.time() - sent_at, 0.0))
+
+
+class _Uncounted:
+    def inc(self, amount: float = 1) -> None:
+        pass
+
+    dec = observe = inc
+
+
+class UncountedRoute(RouteMetrics):
+    """What a consumer counts with when settings.METRICS is off: nothing."""
+
+    def refused(self, reason: str) -> None:
+        pass
+
+    def closed(self, code: int | None) -> None:
+        pass
+
+    def error_frame(self, kind: str) -> None:
+        pass
+
+    def membership_lost(self) -> None:
+        pass
+
+    def resumed(self, recovered: bool) -> None:
+        pass
+
+    def sent(self, size: int, sent_at: float | None) -> None:
+        pass
+
+
+def enabled() -> bool:
+    return getattr(settings, "METRICS", True)
+
+
+# Labels known in advance: their series exist (at 0) from a route's first socket on, so a
+# rate or an alert has something to read before the first failure.
+ERROR_KINDS = ("bad_json", "binary", "unknown_type", "rate_limit", "position", "invalid")
+REFUSAL_REASONS = ("layer_unavailable",)
+LAYER_OPERATIONS = ("group_send", "group_add", "group_discard", "receive", "send")
+
+
+@functools.cache
+def for_route(route: str) -> RouteMetrics:
+    if not enabled():
+        uncounted = _Uncounted()
+        return UncountedRoute(*[uncounted] * 8, route=route)
+    for kind in ERROR_KINDS:
+        ERROR_FRAMES.labels(route, kind)
+    for reason in REFUSAL_REASONS:
+        HANDSHAKES_REFUSED.labels(route, reason)
+    MEMBERSHIP_LOST.labels(route)
+    for recovered in ("true", "false"):
+        RESUMES.labels(route, recovered)
+    for operation in LAYER_OPERATIONS:
+        LAYER_FAILURES.labels(operation)
+    return RouteMetrics(
+        sockets_open=SOCKETS_OPEN.labels(route),
+        accepted=HANDSHAKES_ACCEPTED.labels(route),
+        frames_received=tallied(Tally(FRAMES_RECEIVED.labels(route))),
+        frames_received_bytes=tallied(Tally(FRAMES_RECEIVED_BYTES.labels(route))),
+        frames_sent=tallied(Tally(FRAMES_SENT.labels(route))),
+        frames_sent_bytes=tallied(Tally(FRAMES_SENT_BYTES.labels(route))),
+        frames_dropped=FRAMES_DROPPED.labels(route),
+        delivery_lag=tallied(TallyHistogram(DELIVERY_LAG_SECONDS.labels(route))),
+        route=route,
+    )
+
+
+@functools.cache
+def group_send_seconds() -> TallyHistogram:
+    return tallied(TallyHistogram(GROUP_SEND_SECONDS))
+
+
+def stamp(event: dict) -> dict:
+    """The event with the time it was sent, for the receivers' delivery lag."""
+    return {**event, SENT_AT: time.time()} if enabled() else event

@@ -1,0 +1,120 @@
+"""What the realtime base counts (realtime/metrics.py), through Channels' communicator."""
+
+import pytest
+from channels.layers import InMemoryChannelLayer, get_channel_layer
+from channels.testing import WebsocketCommunicator
+from prometheus_client import REGISTRY, Counter, Histogram
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from realtime import consumers, metrics
+
+from .test_consumers import CHECK_S, RoomConsumer, connected, frame
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def sample(name: str, **labels) -> float:
+    metrics.flush()  # what the flusher thread adds once a second
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+@pytest.fixture(autouse=True)
+def fresh_routes():
+    # for_route() caches each route's children and whether metrics are on.
+    metrics.for_route.cache_clear()
+    yield
+    metrics.for_route.cache_clear()
+
+
+async def test_a_socket_is_counted_open_until_it_ends_and_its_close_code_kept():
+    route = {"route": "room"}
+    before = sample("realtime_socket_closes_total", code="1000", **route)
+    comm = await connected()
+    assert sample("realtime_sockets_open", **route) == 1
+    await comm.disconnect()
+    assert sample("realtime_sockets_open", **route) == 0
+    assert sample("realtime_socket_closes_total", code="1000", **route) == before + 1
+
+
+async def test_a_group_event_is_stamped_and_its_lag_observed_once_per_socket():
+    before = sample("realtime_delivery_lag_seconds_count", route="room")
+    sends = sample("realtime_group_send_seconds_count")
+    comm = await connected()
+    # Sent as a consumer sends: through its wrapped layer.
+    sender = RoomConsumer()
+    sender.channel_layer = get_channel_layer()
+    await sender.channel_layer.group_send("lobby", {"type": "room.event"})
+    assert await comm.receive_json_from() == {"type": "event"}
+    assert sample("realtime_group_send_seconds_count") == sends + 1
+    assert sample("realtime_delivery_lag_seconds_count", route="room") == before + 1
+    await comm.disconnect()
+
+
+async def test_a_layer_failing_during_the_handshake_is_a_refusal_and_a_layer_failure(
+    monkeypatch,
+):
+    async def refused(self, group, channel):
+        raise RedisConnectionError("Connection refused")
+
+    async def no_reset(layer):
+        pass
+
+    monkeypatch.setattr(InMemoryChannelLayer, "group_add", refused)
+    monkeypatch.setattr(consumers, "reset_layer_pools", no_reset)
+    labels = {"route": "room", "reason": "layer_unavailable"}
+    refusals = sample("realtime_handshakes_refused_total", **labels)
+    failures = sample("realtime_channel_layer_failures_total", operation="group_add")
+    comm = WebsocketCommunicator(RoomConsumer.as_asgi(), "/ws/room/")
+    await comm.send_input({"type": "websocket.connect"})
+    assert await comm.receive_output(timeout=2) == {"type": "websocket.accept"}
+    assert (await comm.receive_output(timeout=2))["code"] == consumers.CLOSE_TRY_AGAIN
+    assert sample("realtime_handshakes_refused_total", **labels) == refusals + 1
+    assert sample("realtime_channel_layer_failures_total", operation="group_add") == failures + 1
+    assert sample("realtime_sockets_open", route="room") == 0
+
+
+async def test_a_lost_membership_is_counted():
+    before = sample("realtime_membership_lost_total", route="room")
+    comm = await connected()
+    get_channel_layer().groups.clear()
+    assert (await comm.receive_output(timeout=20 * CHECK_S))["code"] == 1012
+    assert sample("realtime_membership_lost_total", route="room") == before + 1
+
+
+async def test_with_metrics_off_nothing_is_counted_or_stamped(settings):
+    settings.METRICS = False
+    route = {"route": "room"}
+    opened = sample("realtime_handshakes_accepted_total", **route)
+    received = sample("realtime_frames_received_total", **route)
+    comm = await connected()
+    assert await frame(comm, type="nope") == {
+        "type": "error",
+        "detail": 'unknown frame type: "nope"',
+    }
+    assert metrics.stamp({"type": "x"}) == {"type": "x"}
+    await comm.disconnect()
+    assert sample("realtime_handshakes_accepted_total", **route) == opened
+    assert sample("realtime_frames_received_total", **route) == received
+
+
+def test_tallies_reach_the_metrics_when_flushed():
+    counter = Counter("tally_test_total", "a counter", registry=None)
+    histogram = Histogram("tally_test_seconds", "a histogram", buckets=(0.01, 1.0), registry=None)
+    tally, lag = metrics.Tally(counter), metrics.TallyHistogram(histogram)
+    for amount in (0.001, 0.01, 0.5, 3.0):
+        tally.inc(2)
+        lag.observe(amount)
+    assert counter._value.get() == 0  # kept in the worker until flushed
+    tally.flush()
+    lag.flush()
+    lag.flush()  # nothing new: nothing added twice
+    assert counter._value.get() == 8
+    samples = {(s.name, s.labels.get("le")): s.value for s in histogram.collect()[0].samples}
+    assert samples[("tally_test_seconds_bucket", "0.01")] == 2  # le is inclusive
+    assert samples[("tally_test_seconds_bucket", "1.0")] == 3
+    assert (
+        samples[("tally_test_seconds_bucket", "+Inf")]
+        == samples[("tally_test_seconds_count", None)]
+        == 4
+    )
+    assert samples[("tally_test_seconds_sum", None)] == pytest.approx(3.511)
