@@ -57,11 +57,13 @@ storm:
 
 ## Connection churn; prints memory, fds, Redis and MySQL connections. DURATION seconds
 ## after a WARMUP (default 60 s); SETTINGS=dev|prod; TARGET=native|docker;
-## PATTERN=churn (beside idle sockets) or sessions (quick sessions, no idle sockets).
+## PATTERN=churn (beside idle sockets) or sessions (quick sessions, no idle sockets);
+## RESTART_EVERY=S restarts a worker every S seconds (sessions only).
 soak:
 	$(PYTHON) -m proving_ground.soak --duration $(or $(DURATION),600) \
 	  --warmup $(or $(WARMUP),60) --pattern $(or $(PATTERN),churn) \
-	  --settings $(or $(SETTINGS),dev) --target $(or $(TARGET),native)
+	  --settings $(or $(SETTINGS),dev) --target $(or $(TARGET),native) \
+	  --restart-every $(or $(RESTART_EVERY),0)
 
 ## Benchmarks: HTTP, WebSocket echo, broadcast; ours vs the book's vs daphne (< 3 min).
 bench:

@@ -216,7 +216,6 @@ class NativeStack(PublishedURLs):
             REDIS_URL=with_host_port(env["REDIS_URL"], LOCALHOST, self.redis_port),
             DJANGO_PORT=str(self.django_port),
             STATIC_ROOT=str(self.static_root),
-            PROMETHEUS_MULTIPROC_DIR=str(self.metrics_dir),
         )
         env.update(self.extra_django_env)
         return env
@@ -237,8 +236,6 @@ class NativeStack(PublishedURLs):
     def start_service(self, name: str) -> None:
         self.binaries = getattr(self, "binaries", None) or require_binaries()
         self.logs.mkdir(parents=True, exist_ok=True)
-        if name == "django":  # for commands that start Gunicorn without entrypoint.sh too
-            self.metrics_dir.mkdir(parents=True, exist_ok=True)
         executor = getattr(self, f"_start_{name}")()
         try:
             executor.start()
@@ -384,7 +381,11 @@ class NativeStack(PublishedURLs):
 
     def _start_django(self) -> SimpleExecutor:
         service = self.services["django"]
-        env = self.django_env()
+        # The workers' metrics, this stack's own (made here for commands that start
+        # Gunicorn without entrypoint.sh too); only the server's: a one-off manage.py
+        # command counts in its own memory, as `docker compose exec` does.
+        self.metrics_dir.mkdir(parents=True, exist_ok=True)
+        env = {"PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir), **self.django_env()}
         # Programs of the virtualenv running this runner (Poetry's) come first, as
         # /opt/venv/bin does in the image.
         path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"

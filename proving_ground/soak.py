@@ -14,7 +14,11 @@ Concurrent clients each repeat a session. Two patterns:
   quick sessions a new user's load test makes.
 
 Every interval it prints per-worker RSS and open file descriptors, Redis
-`connected_clients`, MySQL `Threads_connected` and sessions/s. Growth is counted from the
+`connected_clients`, MySQL `Threads_connected`, sessions/s, and the files in the workers'
+Prometheus multiprocess folder. `--restart-every S` (sessions pattern) also stops a
+worker every S seconds, as a crash or a deploy would, so Gunicorn starts another: that
+folder must not grow with the restarts (prometheus/client_python#275); a session cut by a
+restart (close 1012) is counted apart, not as an error. Growth is counted from the
 end of the warm-up; after the churn stops, Redis clients, MySQL threads and file
 descriptors must be back at their baseline (taken with the idle sockets open, before any
 churn). Natively, each worker also reports what its allocators hold
@@ -61,6 +65,8 @@ PATTERN_ROOMS = {
     "churn": [f"soak-{n}" for n in range(20)],
     "sessions": [f"sessions-{n}" for n in range(10)],
 }
+# A session that fails this soon after a worker restart began was cut by it.
+RESTART_GRACE_S = 10.0
 # The worker-side memory probe, put on the workers' PYTHONPATH in native runs.
 WORKER_MEMORY = Path(__file__).parent / "worker_memory"
 
@@ -87,6 +93,8 @@ class Sample:
     mysql_threads: int
     sessions: int  # completed since the churn started
     errors: int
+    metrics_files: int = 0  # in the workers' PROMETHEUS_MULTIPROC_DIR
+    metrics_kib: float = 0.0
     # Per worker PID, bytes by allocator (worker_memory/sitecustomize.py); native only.
     memory: dict[int, dict[str, int]] = field(default_factory=dict)
 
@@ -130,6 +138,9 @@ class Result:
     accounted: int = 0
     account: Account = field(default_factory=Account)
     offset_holes: int = 0
+    restart_every_s: float = 0.0
+    restarts: int = 0
+    cut_by_restarts: int = 0  # sessions closed with 1012 by a worker's restart
 
     def at(self, phase: str) -> Sample:
         return [s for s in self.samples if s.phase == phase][-1]
@@ -179,6 +190,11 @@ class Result:
             (
                 f"errors: {self.errors}" + (f" (last: {self.last_error})" if self.errors else ""),
                 self.errors == 0,
+            ),
+            (
+                f"Prometheus multiprocess folder after warm-up: {self.at('warm-up').metrics_files}"
+                f" -> {self.at('churn').metrics_files} files ({self.restarts} worker restarts)",
+                self.at("churn").metrics_files <= self.at("warm-up").metrics_files,
             ),
             (
                 f"clients accounted for: {self.accounted}; gaps {self.account.gaps}, duplicates"
@@ -257,6 +273,8 @@ class Probe:
         )
 
     def sample(self, t: float, phase: str, sessions: int, errors: int) -> Sample:
+        self.workers = worker_processes(self.stack)  # new ones after a restart
+        files, size = self.metrics_folder()
         cursor = self.mysql.cursor()
         cursor.execute("SHOW GLOBAL STATUS LIKE 'Threads_connected'")
         threads = int(cursor.fetchone()[1]) - 1  # not counting this probe's own
@@ -264,13 +282,34 @@ class Probe:
             t=round(t, 1),
             phase=phase,
             rss_mib={w.pid: w.memory_info().rss / 2**20 for w in self.workers},
-            fds={w.pid: w.num_fds() for w in self.workers},
+            fds={w.pid: self.fds(w) for w in self.workers},
             redis_clients=int(self.redis.info("clients")["connected_clients"]) - 1,
             mysql_threads=threads,
             sessions=sessions,
             errors=errors,
             memory=self.worker_memory(),
+            metrics_files=files,
+            metrics_kib=size / 1024,
         )
+
+    def fds(self, worker: psutil.Process) -> int:
+        """The worker's open file descriptors but its metrics files: a worker opens those
+        on its first frames, and the folder is counted apart (metrics_folder)."""
+        folder = worker.environ().get("PROMETHEUS_MULTIPROC_DIR")
+        metrics = 0
+        if folder:
+            with contextlib.suppress(psutil.Error):
+                metrics = sum(f.path.startswith(folder) for f in worker.open_files())
+        return worker.num_fds() - metrics
+
+    def metrics_folder(self) -> tuple[int, int]:
+        """Files and bytes in the workers' PROMETHEUS_MULTIPROC_DIR, through a worker's
+        /proc root (the container's, in Docker; root may read it)."""
+        worker = self.workers[0]
+        folder = worker.environ().get("PROMETHEUS_MULTIPROC_DIR", "")
+        path = Path(f"/proc/{worker.pid}/root") / folder.lstrip("/")
+        files = [entry.stat().st_size for entry in path.iterdir()] if folder else []
+        return len(files), sum(files)
 
     def worker_memory(self) -> dict[int, dict[str, int]]:
         """Each worker's latest report (written every 2 s), if the workers report."""
@@ -282,6 +321,8 @@ class Probe:
             try:
                 reports[worker.pid] = json.loads(path.read_text())
             except FileNotFoundError as missing:
+                if time.time() - worker.create_time() < 5:
+                    continue  # just started (a restart): its first report is due
                 raise RuntimeError(
                     f"worker {worker.pid} wrote no memory report to {self.memory_dir}"
                 ) from missing
@@ -299,11 +340,21 @@ class Churn:
     def __init__(self, stack, origin: str, result: Result) -> None:
         self.stack, self.origin, self.result = stack, origin, result
         self.stop = asyncio.Event()
+        self.restarted_at = -RESTART_GRACE_S  # when the last worker restart began
         self.step: dict[int, str] = {}  # the step each client is at, for error reports
         self.rooms = PATTERN_ROOMS[result.pattern]
         # Production has no echo socket (DEBUG_ENDPOINTS): chat sessions only.
         echo = result.pattern == "churn" and debug_endpoints(stack)
         self.echo_share = ECHO_SHARE if echo else 0.0
+
+    def cut_by_restart(self, error: Exception) -> bool:
+        """A session a worker's restart ended: closed with 1012 (the worker going away), or
+        a handshake nginx could not pass on (the worker's queue reset), just after one."""
+        if time.monotonic() - self.restarted_at > RESTART_GRACE_S:
+            return False
+        if isinstance(error, websockets.ConnectionClosed):
+            return error.rcvd is not None and error.rcvd.code == 1012
+        return isinstance(error, websockets.InvalidStatus) and error.response.status_code >= 500
 
     def room_of(self, n: int) -> str:
         if self.result.pattern == "sessions":
@@ -346,9 +397,26 @@ class Churn:
             try:
                 await session(n)
             except Exception as error:  # counted and reported; the run goes on
+                if self.cut_by_restart(error):
+                    self.result.cut_by_restarts += 1
+                    continue
                 self.result.errors += 1
                 self.result.last_error = f"{self.step.get(n)}: {type(error).__name__}: {error}"
                 await asyncio.sleep(0.5)
+
+
+async def restart_workers(stack, churn: Churn, every: float) -> None:
+    """Every `every` seconds, SIGTERM the oldest worker, as a deploy or a crash would stop
+    it; Gunicorn starts another."""
+    while not churn.stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(churn.stop.wait(), every)
+            return
+        oldest = min(worker_processes(stack), key=lambda worker: worker.create_time())
+        churn.restarted_at = time.monotonic()
+        with contextlib.suppress(psutil.NoSuchProcess):
+            oldest.terminate()
+        churn.result.restarts += 1
 
 
 async def idle_socket(stack, origin: str, room: str, stop: asyncio.Event, result: Result):
@@ -380,10 +448,14 @@ async def soak(
     cooldown: float = COOLDOWN_S,
     report=print,
     pattern: str = "churn",
+    restart_every: float = 0.0,
 ) -> Result:
     if pattern == "sessions":
         idle = 0  # the pattern is sessions alone
+    if restart_every and idle:
+        raise ValueError("--restart-every needs the sessions pattern (idle sockets would be cut)")
     result = Result(settings, target, pattern, duration, warmup, clients, idle)
+    result.restart_every_s = restart_every
     origin = origin_of(stack)
     probe = Probe(stack)
     idle_stop = asyncio.Event()
@@ -406,6 +478,8 @@ async def soak(
         take(0.0, "baseline")
         started = time.monotonic()
         tasks = [asyncio.create_task(churn.client(n)) for n in range(clients)]
+        if restart_every:
+            tasks.append(asyncio.create_task(restart_workers(stack, churn, restart_every)))
         await asyncio.sleep(warmup)
         take(time.monotonic() - started, "warm-up")
         end = started + warmup + duration
@@ -448,7 +522,7 @@ def back_to_baseline(base: Sample, now: Sample) -> bool:
 def header(memory: bool = False) -> str:
     return (
         f"{'t s':>7} {'phase':<9} {'workers RSS MiB':>22} {'fds':>9}"
-        f" {'redis':>6} {'mysql':>6} {'sessions':>9} {'/s':>6} {'errors':>6}"
+        f" {'redis':>6} {'mysql':>6} {'sessions':>9} {'/s':>6} {'errors':>6} {'metrics':>7}"
         + (f" {'live MiB':>9} {'free MiB':>9}" if memory else "")
     )
 
@@ -466,7 +540,8 @@ def row(sample: Sample, samples: list[Sample]) -> str:
     )
     return (
         f"{sample.t:>7.1f} {sample.phase:<9} {rss:>22} {fds:>9} {sample.redis_clients:>6}"
-        f" {sample.mysql_threads:>6} {sample.sessions:>9} {rate:>6.1f} {sample.errors:>6}" + memory
+        f" {sample.mysql_threads:>6} {sample.sessions:>9} {rate:>6.1f} {sample.errors:>6}"
+        f" {sample.metrics_files:>7}" + memory
     )
 
 
@@ -533,6 +608,15 @@ def markdown(result: Result) -> str:
         "",
         f"Sessions after warm-up: {result.sessions_after_warmup} (chat {result.chat_sessions},"
         f" echo {result.echo_sessions} in all).",
+        f"Prometheus multiprocess folder: {base.metrics_files} files ({base.metrics_kib:.0f}"
+        f" KiB) at the baseline, {end.metrics_files} ({end.metrics_kib:.0f} KiB) at the end"
+        + (
+            f"; a worker restarted every {result.restart_every_s:g} s: {result.restarts}"
+            f" restarts, {result.cut_by_restarts} sessions cut by them (closed 1012 or"
+            " refused while the worker went)."
+            if result.restarts
+            else "."
+        ),
         "",
         "Targets:",
     ]
@@ -578,6 +662,12 @@ def main() -> int:
     parser.add_argument("--settings", choices=("dev", "prod"), default="dev")
     parser.add_argument("--pattern", choices=tuple(PATTERN_ROOMS), default="churn")
     parser.add_argument("--target", choices=("native", "docker"), default="native")
+    parser.add_argument(
+        "--restart-every",
+        type=float,
+        default=0.0,
+        help="seconds between worker restarts (SIGTERM; sessions pattern only); 0: none",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "soak-results")
     args = parser.parse_args()
     print(
@@ -598,6 +688,7 @@ def main() -> int:
                 args.idle,
                 report=lambda s: print(s, flush=True),
                 pattern=args.pattern,
+                restart_every=args.restart_every,
             )
         )
     folder = args.out / time.strftime("%Y%m%d-%H%M%S")

@@ -44,7 +44,7 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
     - ``event_db_cleanup``: Channels closes stale database connections before every
       channel-layer event, a hop to the sync thread and back. Set it False when your
       event handlers only forward to the socket.
-    - ``refuse(reason, code=None, detail=None)``: turn the handshake down, counted by
+    - ``refuse(reason, code=None, detail="")``: turn the handshake down, counted by
       reason in the metrics; with a code, accept first so the client reads why.
     - ``metrics_route``: the ``route`` label of this socket's metrics (realtime/metrics.py;
       by default the class name without "Consumer", lower case).

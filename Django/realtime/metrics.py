@@ -279,6 +279,15 @@ def for_route(route: str) -> RouteMetrics:
     )
 
 
+def tally(child):
+    """A tallying stand-in for a counter's or histogram's child (others as they are)."""
+    if isinstance(child, Counter):
+        return tallied(Tally(child))
+    if isinstance(child, Histogram):
+        return tallied(TallyHistogram(child))
+    return child
+
+
 @functools.cache
 def group_send_seconds() -> TallyHistogram:
     return tallied(TallyHistogram(GROUP_SEND_SECONDS))

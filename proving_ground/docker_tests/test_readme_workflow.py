@@ -83,7 +83,8 @@ async def test_a_reader_follows_the_readme_from_up_to_production(reader):
     no_python = reader.run_tool("redis:7", OWNER, "sh", "-c", "command -v python3 perl || :")
     assert no_python.stdout.strip() == ""
     written = reader.run_tool("redis:7", OWNER, "sh", "prod-env.sh")
-    assert written.stdout.count("wrote ") == 3, written.stdout
+    examples = list(reader.dir.glob("*/.*.prod.example"))
+    assert written.stdout.count("wrote ") == len(examples) >= 3, written.stdout
     allow_host(reader.dir, HOST)
     reader.compose("up", "-d", "--build", "--wait", "--wait-timeout", "300", files=PROD)
     headers = {"Host": HOST, "X-Forwarded-Proto": "https"}

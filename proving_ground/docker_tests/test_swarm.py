@@ -1,19 +1,25 @@
 """docker-stack.yml on a single-node swarm: django replicated behind nginx (dnsrr, host-mode
 port), secrets as Swarm secrets; a chat message crosses replicas, a killed replica is
 replaced while the others' sockets stay open, and a rolling update loses no acknowledged
-message."""
+message. Prometheus, with the monitoring override's config unchanged, finds every task."""
 
 import asyncio
+import contextlib
+import time
 import uuid
 
 import httpx
 import pytest
 import websockets
+import yaml
 
 from proving_ground import faults
 from proving_ground.client import ChatClient, one_per_server
-from proving_ground.docker import docker
+from proving_ground.compose import ROOT
+from proving_ground.docker import MONITORING_FILE, docker
 from proving_ground.faults import everyone_hears
+from proving_ground.native import free_port
+from proving_ground.prometheus import Prometheus
 from proving_ground.swarm import HOST, SwarmStack, rolling_update, stored_in_history
 
 ORIGIN = f"https://{HOST}"
@@ -67,6 +73,36 @@ def test_every_replica_is_healthy_and_secrets_are_files(swarm):
     assert result.stdout.split() == ["True", "True", "True"], result.stdout
     page = httpx.get(swarm.http_url + "/", headers={"X-Forwarded-Proto": "https"})
     assert page.status_code == 200 and page.headers["server"] == "nginx"
+
+
+def test_prometheus_on_the_stacks_network_scrapes_every_django_task(swarm):
+    """Prometheus/prometheus.yml as the monitoring override mounts it, in a service on
+    the stack's network: the name django resolves to each task (dnsrr), so all three are
+    scraped with no edit of the config."""
+    monitoring = yaml.safe_load((ROOT / MONITORING_FILE).read_text())
+    image = monitoring["services"]["prometheus"]["image"]
+    port, name = free_port(), f"{swarm.name}_prometheus"
+    docker(
+        "service", "create", "--detach", "--name", name,
+        "--network", f"{swarm.name}_default", "--endpoint-mode", "dnsrr",
+        "--publish", f"published={port},target=9090,mode=host",
+        "--mount", f"type=bind,source={swarm.dir / 'Prometheus'},target=/etc/prometheus,readonly",
+        image,
+    )  # fmt: skip
+    try:
+        prometheus = Prometheus(f"http://127.0.0.1:{port}")
+        deadline, up = time.monotonic() + 120, None
+        while up != 3 and time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                up = prometheus.scalar('sum(up{job="django"})')
+            time.sleep(1)
+        assert up == 3
+        tasks = {
+            t["labels"]["instance"] for t in prometheus.targets() if t["labels"]["job"] == "django"
+        }
+        assert len(tasks) == 3
+    finally:
+        docker("service", "rm", name, check=False)
 
 
 async def test_a_chat_message_crosses_replicas(swarm):

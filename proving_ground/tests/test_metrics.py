@@ -146,12 +146,12 @@ async def test_each_socket_metric_moves_with_what_it_counts(stack):
     assert moved("realtime_sockets_open", **TALK) == 0
 
 
-def test_http_and_database_metrics_come_from_django_prometheus(stack):
-    before = scrape(stack.django_url)
+async def test_http_and_database_metrics_come_from_django_prometheus(stack):
+    before = await settled_scrape(stack)
     for _ in range(3):
         assert httpx.get(f"{stack.http_url}/talk/", timeout=10).status_code == 200
     assert httpx.get(f"{stack.http_url}/readyz", timeout=10).status_code == 200
-    after = scrape(stack.django_url)
+    after = await settled_scrape(stack)
     name = "django_http_responses_total_by_status_view_method_total"
     assert (
         after.value(name, status="200", view="talk:index")
