@@ -73,12 +73,7 @@ class Prometheus:
     def wait_for(self, expression: str, expected: float, timeout: float = 60) -> float | None:
         """Query until `expression` equals `expected` (scrapes come every few seconds);
         returns the last value seen."""
-        deadline = time.monotonic() + timeout
-        while True:
-            value = self.scalar(expression)
-            if value == expected or time.monotonic() > deadline:
-                return value
-            time.sleep(1)
+        return self.wait_until(expression, lambda value: value == expected, timeout)
 
     def wait_until(self, expression: str, predicate, timeout: float = 60) -> float | None:
         """Query until `predicate(value)` holds; returns the last value seen."""

@@ -29,32 +29,31 @@ class GuardedLayer:
 
     def __init__(self, layer):
         self.layer = layer
+        self._group_send = self._guarded("group_send", layer.group_send)
 
     def __getattr__(self, name):
         value = getattr(self.layer, name)
         if not inspect.iscoroutinefunction(value):
             return value
+        # Kept: the next call (a receive per delivered message) finds it without this.
+        self.__dict__[name] = guarded = self._guarded(name, value)
+        return guarded
 
-        @functools.wraps(value)
+    def _guarded(self, name, method):
+        @functools.wraps(method)
         async def guarded(*args, **kwargs):
             try:
-                return await value(*args, **kwargs)
+                return await method(*args, **kwargs)
             except self.errors as error:
                 metrics.LAYER_FAILURES.labels(name).inc()
                 raise ChannelLayerLost(self.layer) from error
 
-        # Kept: the next call (a receive per delivered message) finds it without this.
-        self.__dict__[name] = guarded
         return guarded
 
     async def group_send(self, group: str, message: dict) -> None:
         """The layer's group_send, timed, and the event stamped for the receivers' lag."""
         started = time.perf_counter()
-        try:
-            await self.layer.group_send(group, metrics.stamp(message))
-        except self.errors as error:
-            metrics.LAYER_FAILURES.labels("group_send").inc()
-            raise ChannelLayerLost(self.layer) from error
+        await self._group_send(group, metrics.stamp(message))
         if metrics.enabled():
             metrics.group_send_seconds().observe(time.perf_counter() - started)
 
