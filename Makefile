@@ -6,7 +6,7 @@ VENV := $(CURDIR)/.venv
 INSTALL := VIRTUAL_ENV=$(VENV) $(POETRY)
 PYTHON := $(VENV)/bin/python
 
-.PHONY: deps native test test-unit test-stack test-docker lock faults failover spread slow-client storm soak prod-env bench bench-full bench-tune bench-metrics bench-scale
+.PHONY: deps native test test-unit test-stack test-docker lock faults failover spread slow-client storm soak prod-env bench bench-full bench-tune bench-metrics bench-scale bench-clients
 
 ## Install the locked environments into .venv: the proving ground's tools, then Django's
 ## dependencies and unit-test tools (last, so the app's pins win where both name a package).
@@ -14,6 +14,7 @@ deps:
 	test -x $(PYTHON) || python3 -m venv $(VENV)
 	$(INSTALL) -P proving_ground install
 	$(INSTALL) -P Django install --with test
+	cd proving_ground/peers/node_ws && npm ci --no-audit --no-fund --silent
 
 ## Run nginx, Django, MariaDB and Redis natively: http://localhost:$${HTTP_PORT:-8000}.
 native:
@@ -73,9 +74,15 @@ bench:
 bench-full:
 	$(PYTHON) -m proving_ground.bench --mode full
 
-## What Prometheus metrics cost: ours with METRICS on and off, in turn (about 4 min).
+## What Prometheus metrics cost: ours with METRICS on and off, in turn, and the
+## instructions per operation callgrind counts (about 20 min).
 bench-metrics:
 	$(PYTHON) -m proving_ground.bench --mode metrics
+
+## Clients one machine serves, websocket-shootout method: the stack (both layers),
+## daphne, a Node server on ws and a Python one on websockets. MODE=quick|full|smoke.
+bench-clients:
+	$(PYTHON) -m proving_ground.bench_clients --mode $(or $(MODE),quick)
 
 ## The sweep the defaults come from: workers, compression, layer, capacity (about 8 min).
 bench-tune:

@@ -14,14 +14,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import contextlib
 import json
 import multiprocessing
+import os
 import re
 import resource
+import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -487,19 +491,24 @@ def tune(log=print) -> list[Row]:
 
 # `make bench-metrics`: rounds of each side (alternating which goes first), seconds of HTTP
 # load a round, and broadcasts a round to 100 receivers.
-METRICS_ROUNDS = 6
+METRICS_ROUNDS = 10
+# Side -> the side it is compared with, round by round.
+METRICS_PAIRS = {"ours": "ours, metrics off", "ours, control": "ours"}
 METRICS_SECONDS = 3
 METRICS_MESSAGES = 100
 
 
 def metrics_cost(log=print) -> list[Row]:
-    """Ours with Prometheus metrics on, and off (METRICS=0, nothing else differs): both
-    stacks run at once and are measured in turn, each round in the other order, so that
-    whatever else the machine does falls on both sides alike. Each figure is the median
-    of the rounds: the throughput, and the Django processes' CPU time per request, round
-    trip or delivery (for broadcasts including the 100 receivers' connects), which two
-    cores shared with the load clients disturb less than throughput."""
-    sides = {"ours": {}, "ours, metrics off": {"METRICS": "0"}}
+    """Ours with Prometheus metrics on, and off (METRICS=0, nothing else differs), and a
+    control identical to ours: the stacks run at once and are measured in turn, each
+    round in the other order, so that whatever else the machine does falls on all
+    alike. Each figure is the median of the rounds: the throughput, and the Django
+    processes' CPU time per request, round trip or delivery (for broadcasts including
+    the 100 receivers' connects), which two cores shared with the load clients disturb
+    less than throughput."""
+    # The control is a second, identical stack with metrics on: how far it lands from
+    # "ours" is how far two stacks that differ in nothing land apart on this machine.
+    sides = {"ours": {}, "ours, metrics off": {"METRICS": "0"}, "ours, control": {}}
     deliveries = 100 * METRICS_MESSAGES
     tests = {
         "http /api/ping": (
@@ -538,9 +547,105 @@ def metrics_cost(log=print) -> list[Row]:
                 "runs": [round(r) for r, _ in runs],
                 "django us per op": round(statistics.median(us for _, us in runs), 1),
             }
+            if side in METRICS_PAIRS:
+                # Each round's sides ran back to back: their ratio cancels what drifts on
+                # the machine between rounds, which the medians above keep.
+                pairs = zip(runs, measured[METRICS_PAIRS[side]][test], strict=True)
+                row.extra["paired"] = [
+                    (round(1 - on / off, 4), round(on_us / off_us - 1, 4))
+                    for (on, on_us), (off, off_us) in pairs
+                ]
             rows.append(row)
             log(format_row(row))
     return rows
+
+
+# `--mode metrics`, second part: instructions per operation, counted by callgrind in the
+# Django app driven in-process (instructions_probe.py), at two counts whose difference
+# leaves out start-up. Counts are exact where seconds on a shared 2-core machine move by
+# several points; the denominator lacks the server's HTTP parsing and socket I/O, so
+# the share it gives is an upper bound of the share in a worker.
+INSTRUCTION_COUNTS = {"http": (100, 600), "echo": (1000, 6000), "broadcast": (1000, 6000)}
+INSTRUCTION_TESTS = {
+    "http": "http /api/ping",
+    "echo": "ws echo",
+    "broadcast": "broadcast max N=100",
+}
+
+
+def _instructions(operation: str, metrics: str, count: int, redis_url: str) -> int:
+    """Instructions callgrind counts for the probe's whole run."""
+    with tempfile.TemporaryDirectory(dir="/dev/shm") as folder:
+        out = Path(folder) / "callgrind.out"
+        env = {
+            **os.environ,
+            **BENCH_ENV,
+            "METRICS": metrics,
+            "REDIS_URL": redis_url,
+            "PROMETHEUS_MULTIPROC_DIR": folder,
+            "PYTHONPATH": f"{ROOT / 'Django'}:{ROOT}",
+        }
+        done = subprocess.run(
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
+            + [sys.executable, "-m", "proving_ground.instructions_probe", operation, str(count)],
+            cwd=ROOT / "Django",
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=1800,
+        )
+        found = re.search(r"Collected : (\d+)", done.stderr)
+        if done.returncode or not found:
+            raise RuntimeError(f"callgrind {operation} {count}: {done.stderr[-2000:]}")
+        return int(found.group(1))
+
+
+def metrics_instructions(log=print) -> dict:
+    """{test: {"on": instructions per operation, "off": ...}} (facts for the report)."""
+    jobs = [
+        (operation, metrics, count)
+        for operation, counts in INSTRUCTION_COUNTS.items()
+        for metrics in ("1", "0")
+        for count in counts
+    ]
+    # One Redis for the probes' channel layer, on a port of its own.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    redis = subprocess.Popen(
+        [
+            require_binaries()["redis-server"],
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        # A database each: probes running at once would share the echo group.
+        urls = [f"redis://127.0.0.1:{port}/{n}" for n in range(len(jobs))]
+        with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            counts = pool.map(lambda job, url: _instructions(*job, url), jobs, urls)
+            counted = dict(zip(jobs, counts, strict=True))
+    finally:
+        redis.terminate()
+        redis.wait()
+    figures = {}
+    for operation, (low, high) in INSTRUCTION_COUNTS.items():
+        test = figures[INSTRUCTION_TESTS[operation]] = {}
+        for metrics, side in (("1", "on"), ("0", "off")):
+            test[side] = round(
+                (counted[operation, metrics, high] - counted[operation, metrics, low])
+                / (high - low)
+            )
+        log(
+            f"{INSTRUCTION_TESTS[operation]}: {test['on']:,} instructions per operation with"
+            f" metrics on, {test['off']:,} off"
+        )
+    return figures
 
 
 def bare_stack() -> NativeStack:
@@ -683,18 +788,35 @@ def targets(rows: list[Row], facts: dict) -> list[str]:
             lines.append(line)
     for test in ("http /api/ping", "ws echo", "broadcast max N=100"):
         on, off = find("ours", test, "nginx"), find("ours, metrics off", test, "nginx")
-        if on and off:
-            line = (
-                f"{test}: metrics on cost {1 - on.rate / off.rate:.1%} of the throughput with"
-                " them off (target <= 3%; the two stacks differ only in METRICS=0)"
+        counted = facts.get("instructions per op", {}).get(test)
+        if counted:
+            lines.append(
+                f"{test}: metrics on add {counted['on'] / counted['off'] - 1:.1%} to the"
+                f" instructions per operation of Django's work ({counted['on']:,} vs"
+                f" {counted['off']:,}; target <= 3%; counted by callgrind in-process, without"
+                " the server's HTTP parsing and socket I/O, so an upper bound of the share in"
+                " a worker)"
             )
-            cpu_on, cpu_off = on.extra.get("django us per op"), off.extra.get("django us per op")
-            if cpu_on and cpu_off:
-                line += (
-                    f"; Django CPU per operation {cpu_on:.0f} vs {cpu_off:.0f} us"
-                    f" ({cpu_on / cpu_off - 1:+.1%})"
-                )
-            lines.append(line)
+        if on and off and on.extra.get("paired"):
+            costs, cpus = zip(*on.extra["paired"], strict=True)
+            lines.append(
+                f"{test}: metrics on cost {statistics.median(costs):.1%} of the throughput"
+                f" with them off (target <= 3%; the two stacks differ only in METRICS=0;"
+                f" median of {len(costs)} rounds, each round's sides back to back,"
+                f" rounds from {min(costs):.1%} to {max(costs):.1%}); Django CPU per"
+                f" operation {statistics.median(cpus):+.1%} (rounds from {min(cpus):+.1%}"
+                f" to {max(cpus):+.1%}; medians {on.extra['django us per op']:.0f} vs"
+                f" {off.extra['django us per op']:.0f} us)"
+            )
+        control = find("ours, control", test, "nginx")
+        if control and control.extra.get("paired"):
+            costs, cpus = zip(*control.extra["paired"], strict=True)
+            lines.append(
+                f"  control: a second stack identical to ours lands {statistics.median(costs):.1%}"
+                f" below it in throughput (rounds from {min(costs):.1%} to {max(costs):.1%})"
+                f" and {statistics.median(cpus):+.1%} in CPU per operation (rounds from"
+                f" {min(cpus):+.1%} to {max(cpus):+.1%}): the noise of the line above"
+            )
     steady = find("ours", f"broadcast@{BROADCAST_RATE}/s N=100")
     if steady:
         p99 = _ms(steady.p99_ms)
@@ -809,12 +931,14 @@ def main() -> int:
         choices=[*MODES, "tune", "metrics"],
         default="quick",
         help="tune: the sweep the stack's defaults were chosen from (about 8 minutes);"
-        " metrics: what Prometheus metrics cost (about 4 minutes)",
+        " metrics: what Prometheus metrics cost (about 20 minutes)",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
     args = parser.parse_args()
     try:
         require_binaries({"wrk": "wrk"})  # the HTTP load client
+        if args.mode == "metrics":
+            require_binaries({"valgrind": "valgrind"})  # counts instructions
     except StackError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -824,7 +948,7 @@ def main() -> int:
     if args.mode == "tune":
         rows, facts = tune(), {}
     elif args.mode == "metrics":
-        rows, facts = metrics_cost(), {}
+        rows, facts = metrics_cost(), {"instructions per op": metrics_instructions()}
     else:
         rows, facts = run(args.mode)
     folder = args.out / time.strftime("%Y%m%d-%H%M%S")

@@ -101,14 +101,16 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
                 self.route_metrics.closed(self.close_code)
 
     def _counted(self, send):
-        """The server's send, counting the frames that go out (send, send_json, ...)."""
+        """The server's send, counting the frames handed to it (send, send_json, ...).
+        A plain function returning the server's own awaitable: no coroutine of its own
+        per frame."""
+        sent = self.route_metrics.sent
 
-        async def counted_send(message):
-            await send(message)
+        def counted_send(message):
             if message["type"] == "websocket.send":
-                size = _size(message.get("text"), message.get("bytes"))
-                self.route_metrics.sent(size, self._sent_at)
+                sent(message.get("text"), message.get("bytes"), self._sent_at)
                 self._sent_at = None  # an event's lag is its first frame's
+            return send(message)
 
         return counted_send
 
@@ -206,7 +208,7 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
         self.route_metrics.frames_received.inc()
-        self.route_metrics.frames_received_bytes.inc(_size(text_data, bytes_data))
+        self.route_metrics.frames_received_bytes.inc(metrics.frame_size(text_data, bytes_data))
         if not self.bucket.allow():
             self.route_metrics.frames_dropped.inc()
             await self.send_error("rate limit exceeded; frame dropped", kind="rate_limit")
@@ -233,10 +235,3 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
         """An error frame; `kind` labels it in the metrics (realtime_error_frames_total)."""
         self.route_metrics.error_frame(kind)
         await self.send_json({"type": "error", "detail": detail})
-
-
-def _size(text: str | None, data: bytes | None) -> int:
-    """A frame's payload in bytes; ASCII text (most JSON) without encoding it."""
-    if text is None:
-        return len(data or b"")
-    return len(text) if text.isascii() else len(text.encode())

@@ -16,6 +16,7 @@ import httpx
 import pytest
 import redis
 import websockets
+import yaml
 
 from proving_ground.client import ChatClient, one_per_server, ws_url
 from proving_ground.compose import ROOT
@@ -25,6 +26,13 @@ from proving_ground.prometheus import Prometheus
 
 MONITORING = ("docker-compose.yml", MONITORING_FILE)
 DASHBOARD = ROOT / "Grafana/dashboards/channels-stack.json"
+# Seconds for a count to reach Prometheus: the workers' next flush of their tallies (once
+# a second), then the next scrape (Prometheus/prometheus.yml).
+SCRAPE_AND_FLUSH = 2 + int(
+    yaml.safe_load((ROOT / "Prometheus/prometheus.yml").read_text())["global"][
+        "scrape_interval"
+    ].removesuffix("s")
+)
 
 
 @pytest.fixture(scope="module")
@@ -180,7 +188,12 @@ async def test_every_dashboard_panel_has_data(replicated):
     try:
         for n in range(5):
             await clients[n % len(clients)].say(f"charted {n}")
-        for _ in range(5):
+        # Page views before and after a scrape: a rate needs a series that was there
+        # before it rose, and the per-view series of a replica begins with its first view.
+        for _ in range(6):
+            assert httpx.get(f"{replicated.http_url}/talk/", timeout=10).status_code == 200
+        await asyncio.sleep(SCRAPE_AND_FLUSH)
+        for _ in range(6):
             assert httpx.get(f"{replicated.http_url}/talk/", timeout=10).status_code == 200
         await clients[0].send_frame("{not json")  # an error frame, for its panel
         await clients[0].wait_for(lambda f: f.get("type") == "error")

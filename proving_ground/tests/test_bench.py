@@ -103,3 +103,63 @@ def test_spread_prints_both_sides_per_worker_and_their_broadcast():
         assert re.search(
             rf"\| {re.escape(side)} \| \d+ \| [\d.]+ \| [\d.]+ \| \d+ \|", result.stdout
         )
+
+
+def test_bench_clients_smoke_serves_every_server_and_reports_each_step(tmp_path):
+    # make bench-clients, smoke mode: every server of the table, from one run; the
+    # figures themselves come from the command, never from here.
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "proving_ground.bench_clients",
+            "--mode",
+            "smoke",
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (folder,) = tmp_path.iterdir()
+    data = json.loads((folder / "clients.json").read_text())
+    servers = {r["server"]: r for r in data["results"]}
+    assert list(servers) == [
+        "stack, core layer",
+        "stack, pub/sub layer",
+        "daphne, same app",
+        "Node, ws",
+        "Python, websockets",
+    ]
+    for name, run in servers.items():
+        # Two steps of 20 clients, every broadcast reached all of them in time.
+        assert [s["clients"] for s in run["steps"]] == [20, 40], (name, run["stopped"])
+        assert run["served"] == 40 and run["stopped"] == "client bound (40)"
+        for step in run["steps"]:
+            assert 0 < step["p50_ms"] <= step["p95_ms"] <= step["max_ms"]
+            # CPU comes in clock ticks: a smoke's few deliveries may use less than one.
+            assert step["cpu_us_per_delivery"] >= 0 and step["kib_per_client"] is not None
+    assert data["machine"]["servers"]["node"].startswith("node v")
+    report = (folder / "clients.md").read_text()
+    assert "| server | via | processes | most clients served |" in report
+    assert "What differs between the sides" in report
+    assert (folder / "clients.png").stat().st_size > 0
+    assert report in result.stdout
+
+
+def test_bench_clients_names_the_package_when_node_is_missing(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "proving_ground.bench_clients", "--out", str(tmp_path)],
+        cwd=ROOT,
+        env={"PATH": str(Path(sys.executable).parent)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "node (Debian package: nodejs)" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not list(tmp_path.iterdir())

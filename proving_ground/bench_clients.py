@@ -1,0 +1,516 @@
+"""How many clients one machine serves, by the websocket-shootout's broadcast method
+(hashrocket/websocket-shootout), for the stack beside daphne and two servers with no
+framework, started one after the other in the same run.
+
+    make bench-clients              # quick: steps of 500 clients up to 4000
+    make bench-clients MODE=full    # steps of 1000 up to 10000, for publishing
+
+At each step more clients connect; then broadcasts are sent from random clients, a few
+in flight at once, and each is timed from its send until every client has it (and, on
+servers that send one, the sender has its result). The step counts while the 95th
+percentile of those round trips is within 500 ms; the run stops at the first step that
+is not, or at the mode's bound on clients or time. Printed per server: the most clients
+served, p95 at each step, and the server's CPU per delivery and memory per client;
+written to bench-results/<time>/clients.md, clients.json and clients.png.
+
+Load goes to 127.0.0.1 only, from client processes of its own; every run is bounded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import multiprocessing
+import random
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+
+import psutil
+import websockets
+
+from . import bench
+from .bench import CLIENT_PROCESSES, _run, percentile, start_stack
+from .client import ws_url
+from .compose import ROOT
+from .native import NativeStack, StackError, require_binaries
+
+LIMIT_MS = 500  # the shootout's bound: 95% of broadcasts within 500 ms
+LIMIT_PERCENTILE = 95
+CONCURRENT = 4  # broadcasts in flight at once, as in the published runs
+BROADCAST_TIMEOUT = 10.0  # seconds a broadcast may take before the step fails
+MODES = {
+    # For the test suite: proves the command end to end, measures nothing worth quoting.
+    "smoke": {"step": 20, "max_clients": 40, "samples": 8, "seconds": 60},
+    "quick": {"step": 500, "max_clients": 4000, "samples": 20, "seconds": 150},
+    "full": {"step": 1000, "max_clients": 10000, "samples": 40, "seconds": 600},
+}
+NODE_WS = ROOT / "proving_ground" / "peers" / "node_ws"
+
+
+@dataclass
+class Step:
+    clients: int
+    p95_ms: float
+    p50_ms: float
+    max_ms: float
+    cpu_us_per_delivery: float  # the server's CPU time over clients x broadcasts
+    kib_per_client: float  # the server's RSS over what it had before the first client
+
+
+@dataclass
+class Result:
+    server: str
+    via: str
+    processes: str
+    steps: list[Step] = field(default_factory=list)
+    stopped: str = ""
+
+    @property
+    def served(self) -> int:
+        within = [s.clients for s in self.steps if s.p95_ms <= LIMIT_MS]
+        return max(within, default=0)
+
+
+# -- the servers -----------------------------------------------------------------------------
+
+
+class Server:
+    """A server under test: where to connect, which protocol it speaks, its processes."""
+
+    name: str
+    via: str
+    processes: str
+    url: str  # set on entering
+    origin: str
+    # "channels": the stack's echo socket (/ws/echo/), whose broadcast reaches the sender
+    # too (Channels groups hold every socket): that copy is the sender's result.
+    # "shootout": the shootout's own frames, with a separate broadcastResult.
+    protocol: str
+
+    def roots(self) -> list[psutil.Process]:
+        raise NotImplementedError
+
+    def usage(self) -> tuple[float, int]:
+        """(CPU seconds so far, RSS bytes now) over the server's processes."""
+        cpu, rss = 0.0, 0
+        for root in self.roots():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                for process in [root, *root.children(recursive=True)]:
+                    with contextlib.suppress(psutil.NoSuchProcess):
+                        times = process.cpu_times()
+                        cpu += times.user + times.system
+                        rss += process.memory_info().rss
+        return cpu, rss
+
+
+class StackServer(Server):
+    """The native stack (nginx, Gunicorn's workers, Redis), or daphne in Gunicorn's place."""
+
+    protocol = "channels"
+
+    def __init__(self, name: str, config: str, layer: str, processes: str) -> None:
+        self.name, self.config, self.layer, self.processes = name, config, layer, processes
+        self.via = "nginx"
+
+    def __enter__(self) -> Server:
+        self.stack: NativeStack = start_stack(self.config, layer=self.layer)
+        self.stack.__enter__()
+        self.url = ws_url(self.stack.http_url, "/ws/echo/")
+        self.origin = self.stack.http_url
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stack.__exit__(*exc)
+
+    def roots(self) -> list[psutil.Process]:
+        # Redis counts: the channel layer is part of what serves a broadcast.
+        return [
+            psutil.Process(self.stack.executors[name].process.pid)
+            for name in ("nginx", "django", "redis")
+        ]
+
+
+class PeerServer(Server):
+    """A server of its own process, on a free loopback port."""
+
+    protocol = "shootout"
+    via = "direct"
+    processes = "1"
+
+    def __init__(self, name: str, command: list[str], cwd: Path) -> None:
+        self.name, self.command, self.cwd = name, command, cwd
+
+    def __enter__(self) -> Server:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        self.process = subprocess.Popen(
+            [*self.command, str(port)], cwd=self.cwd, stdout=subprocess.PIPE, text=True
+        )
+        line = self.process.stdout.readline()
+        if not line.startswith("listening"):
+            self.process.kill()
+            raise StackError(f"{self.name} did not start: {line!r}")
+        self.url = self.origin = f"ws://127.0.0.1:{port}/"
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+    def roots(self) -> list[psutil.Process]:
+        return [psutil.Process(self.process.pid)]
+
+
+def servers_under_test() -> list[Server]:
+    return [
+        StackServer("stack, core layer", "ours", "core", "2 workers"),
+        StackServer("stack, pub/sub layer", "ours", "pubsub", "2 workers"),
+        StackServer("daphne, same app", "daphne", "core", "1"),
+        PeerServer("Node, ws", ["node", "server.js"], NODE_WS),
+        PeerServer(
+            "Python, websockets",
+            [sys.executable, "-m", "proving_ground.peers.websockets_server"],
+            ROOT,
+        ),
+    ]
+
+
+# -- the clients, in processes of their own --------------------------------------------------
+
+
+class Clients:
+    """Sockets in one process, driven over a pipe: ("add", n), ("send", id), ("stop",).
+    Each broadcast's id is reported back once every socket here has it: ("done", id,
+    last arrival, send time or None), on the monotonic clock all processes share."""
+
+    def __init__(self, url: str, origin: str, protocol: str, pipe: Connection) -> None:
+        self.url, self.origin, self.protocol, self.pipe = url, origin, protocol, pipe
+        self.sockets: list = []
+        self.arrivals: dict[str, list] = {}  # id -> [count, last arrival]
+        self.sent: dict[str, float] = {}  # ids sent from here -> send time
+        self.readers: list[asyncio.Task] = []
+
+    def expected(self, key: str) -> int:
+        result = self.protocol == "shootout" and key in self.sent
+        return len(self.sockets) + result
+
+    def arrived(self, key: str) -> None:
+        entry = self.arrivals.setdefault(key, [0, 0.0])
+        entry[0] += 1
+        entry[1] = time.monotonic()
+        if entry[0] == self.expected(key):
+            del self.arrivals[key]
+            self.pipe.send(("done", key, entry[1], self.sent.pop(key, None)))
+
+    async def read(self, connection) -> None:
+        try:
+            async for data in connection:
+                frame = json.loads(data)
+                if self.protocol == "channels":
+                    text = frame.get("text") or ""
+                    if frame.get("type") == "broadcast" and text.startswith("shootout:"):
+                        self.arrived(text)
+                elif frame.get("type") in ("broadcast", "broadcastResult"):
+                    self.arrived(frame["payload"]["id"])
+        except websockets.ConnectionClosed as closed:
+            self.pipe.send(("error", f"a client's socket closed: {closed}"))
+
+    async def connect(self) -> None:
+        connection = await websockets.connect(
+            self.url, origin=self.origin, max_queue=None, open_timeout=30, compression=None
+        )
+        if self.protocol == "channels":
+            await connection.recv()  # the echo socket's greeting
+        self.sockets.append(connection)
+        self.readers.append(asyncio.create_task(self.read(connection)))
+
+    async def add(self, count: int) -> None:
+        gate = asyncio.Semaphore(50)
+
+        async def one():
+            async with gate:
+                await self.connect()
+
+        await asyncio.gather(*(one() for _ in range(count)))
+
+    async def send(self, key: str) -> None:
+        if self.protocol == "channels":
+            frame = {"type": "broadcast", "text": key}
+        else:
+            frame = {"type": "broadcast", "payload": {"id": key}}
+        self.sent[key] = time.monotonic()
+        await random.choice(self.sockets).send(json.dumps(frame))
+
+    async def serve(self) -> None:
+        loop = asyncio.get_running_loop()
+        commands: asyncio.Queue = asyncio.Queue()
+        loop.add_reader(self.pipe.fileno(), lambda: commands.put_nowait(self.pipe.recv()))
+        while True:
+            command = await commands.get()
+            try:
+                if command[0] == "add":
+                    await self.add(command[1])
+                    self.pipe.send(("added", len(self.sockets)))
+                elif command[0] == "send":
+                    await self.send(command[1])
+                elif command[0] == "stop":
+                    for reader in self.readers:
+                        reader.cancel()
+                    await asyncio.gather(*(s.close() for s in self.sockets), return_exceptions=True)
+                    self.pipe.send(("stopped",))
+                    return
+            except (OSError, websockets.WebSocketException, TimeoutError) as error:
+                self.pipe.send(("error", f"{command[0]}: {error!r}"))
+
+
+def _client_process(url: str, origin: str, protocol: str, pipe: Connection) -> None:
+    # Thousands of sockets: as many descriptors as the hard limit allows.
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    _run(Clients(url, origin, protocol, pipe).serve())
+
+
+class ClientError(Exception):
+    pass
+
+
+def _receive(pipes: list[Connection], timeout: float) -> list[tuple[int, tuple]]:
+    ready = wait(pipes, timeout)
+    if not ready:
+        raise ClientError(f"no answer from the clients in {timeout:.0f} s")
+    messages = []
+    for pipe in ready:
+        message = pipe.recv()
+        if message[0] == "error":
+            raise ClientError(message[1])
+        messages.append((pipes.index(pipe), message))
+    return messages
+
+
+def measure(server: Server, settings: dict, log=print) -> Result:
+    result = Result(server.name, server.via, server.processes)
+    context = multiprocessing.get_context("fork")
+    pipes, processes = [], []
+    for _ in range(CLIENT_PROCESSES):
+        mine, theirs = context.Pipe()
+        process = context.Process(
+            target=_client_process, args=(server.url, server.origin, server.protocol, theirs)
+        )
+        process.start()
+        pipes.append(mine)
+        processes.append(process)
+    started = time.monotonic()
+    _, baseline_rss = server.usage()
+    clients, serial = 0, 0
+    try:
+        while clients < settings["max_clients"]:
+            if time.monotonic() - started > settings["seconds"]:
+                result.stopped = f"time bound ({settings['seconds']} s)"
+                break
+            step = min(settings["step"], settings["max_clients"] - clients)
+            for i, pipe in enumerate(pipes):
+                pipe.send(("add", step // len(pipes) + (i < step % len(pipes))))
+            added = 0
+            while added < len(pipes):
+                added += sum(m[0] == "added" for _, m in _receive(pipes, 120))
+            clients += step
+            cpu_before, _ = server.usage()
+            rtts: list[float] = []
+            in_flight: dict[str, list] = {}  # id -> [reports left, last arrival, sent at]
+            samples = settings["samples"]
+            while len(rtts) < samples:
+                while len(in_flight) < CONCURRENT and len(rtts) + len(in_flight) < samples:
+                    serial += 1
+                    key = f"shootout:{serial}"
+                    in_flight[key] = [len(pipes), 0.0, None]
+                    random.choice(pipes).send(("send", key))
+                for _, (_done, key, last, sent) in _receive(pipes, BROADCAST_TIMEOUT):
+                    entry = in_flight[key]
+                    entry[0] -= 1
+                    entry[1] = max(entry[1], last)
+                    entry[2] = sent if sent is not None else entry[2]
+                    if entry[0] == 0:
+                        del in_flight[key]
+                        rtts.append((entry[1] - entry[2]) * 1000)
+            cpu_after, rss = server.usage()
+            stats = Step(
+                clients,
+                round(percentile(rtts, LIMIT_PERCENTILE), 1),
+                round(statistics.median(rtts), 1),
+                round(max(rtts), 1),
+                round((cpu_after - cpu_before) / (samples * clients) * 1e6, 2),
+                round((rss - baseline_rss) / clients / 1024, 1),
+            )
+            result.steps.append(stats)
+            log(f"  {server.name}: {format_step(stats)}")
+            if stats.p95_ms > LIMIT_MS:
+                result.stopped = f"p95 over {LIMIT_MS} ms"
+                break
+        else:
+            result.stopped = f"client bound ({settings['max_clients']})"
+    except ClientError as error:
+        result.stopped = f"failed at {clients} clients: {error}"
+        log(f"  {server.name}: {result.stopped}")
+    finally:
+        for pipe in pipes:
+            with contextlib.suppress(OSError):
+                pipe.send(("stop",))
+        for process in processes:
+            process.join(timeout=30)
+            if process.is_alive():
+                process.kill()
+    return result
+
+
+def format_step(step: Step) -> str:
+    return (
+        f"{step.clients} clients: p95 {step.p95_ms} ms (p50 {step.p50_ms}, max {step.max_ms});"
+        f" {step.cpu_us_per_delivery} us CPU per delivery, {step.kib_per_client} KiB per client"
+    )
+
+
+# -- the report ----------------------------------------------------------------------------
+
+
+def markdown(results: list[Result], info: dict, mode: str, settings: dict) -> str:
+    out = [
+        f"# Clients served, websocket-shootout method ({mode} mode)",
+        "",
+        "Machine: "
+        + ", ".join(f"{key} {value}" for key, value in info.items() if not isinstance(value, dict)),
+        "",
+        f"Steps of {settings['step']} clients up to {settings['max_clients']}; at each,"
+        f" {settings['samples']} broadcasts from random clients, {CONCURRENT} in flight, each"
+        " timed until every client has it; a step counts while p95 is within"
+        f" {LIMIT_MS} ms. Clients in {CLIENT_PROCESSES} processes on the same machine.",
+        "",
+        "| server | via | processes | most clients served | p95 ms there | CPU us per"
+        " delivery | KiB per client | stopped by |",
+        "|---|---|---|---:|---:|---:|---:|---|",
+    ]
+    for r in results:
+        best = next((s for s in r.steps if s.clients == r.served), None)
+        out.append(
+            f"| {r.server} | {r.via} | {r.processes} | {r.served} |"
+            f" {best.p95_ms if best else '-'} | {best.cpu_us_per_delivery if best else '-'} |"
+            f" {best.kib_per_client if best else '-'} | {r.stopped} |"
+        )
+    counts = sorted({s.clients for r in results for s in r.steps})
+    out += [
+        "",
+        "p95 round trip (ms) at each step:",
+        "",
+        "| server | " + " | ".join(str(c) for c in counts) + " |",
+        "|---|" + "---:|" * len(counts),
+    ]
+    for r in results:
+        by = {s.clients: s.p95_ms for s in r.steps}
+        out.append(f"| {r.server} | " + " | ".join(str(by.get(c, "-")) for c in counts) + " |")
+    out += [
+        "",
+        "What differs between the sides: the stack's rows go through nginx to Gunicorn's"
+        " workers and Redis (all three counted in CPU and memory), and their broadcast is"
+        " the echo socket's (a Channels group send through the layer); daphne serves the"
+        " same app in one process; the peers are one process each, reached directly, with"
+        " the broadcast in memory. The sender's result: the peers send one after the"
+        " broadcast, the stack's sender gets its own copy.",
+        "",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in info["packages"].items()),
+        "Servers: " + "; ".join(info["servers"].values()),
+        "",
+    ]
+    return "\n".join(out)
+
+
+def plot(results: list[Result], folder: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for r in results:
+        ax.plot(
+            [s.clients for s in r.steps], [s.p95_ms for s in r.steps], marker="o", label=r.server
+        )
+    ax.axhline(LIMIT_MS, color="grey", linestyle="--", linewidth=1)
+    ax.set_xlabel("connected clients")
+    ax.set_ylabel(f"broadcast round trip p{LIMIT_PERCENTILE}, ms")
+    ax.set_yscale("log")
+    ax.legend()
+    ax.set_title(f"websocket-shootout method: {CONCURRENT} broadcasts in flight")
+    fig.tight_layout()
+    fig.savefig(folder / "clients.png")
+    plt.close(fig)
+    return folder / "clients.png"
+
+
+def machine() -> dict:
+    info = bench.machine()
+    info["packages"]["websockets"] = websockets.__version__
+    node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
+    info["servers"]["node"] = f"node {node}, ws {_node_ws_version()}"
+    return info
+
+
+def _node_ws_version() -> str:
+    package = NODE_WS / "node_modules" / "ws" / "package.json"
+    return json.loads(package.read_text())["version"]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mode", choices=list(MODES), default="quick")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
+    args = parser.parse_args()
+    try:
+        require_binaries({"node": "nodejs"})
+        if not (NODE_WS / "node_modules" / "ws").is_dir():
+            raise StackError(
+                f"the Node peer's packages are missing: run `npm ci` in {NODE_WS}"
+                " (or `make deps`; npm is the Debian package npm)"
+            )
+    except StackError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    # The stack's servers inherit this limit: thousands of sockets need as many files.
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    settings = MODES[args.mode]
+    info = machine()
+    print("machine:", json.dumps(info))
+    started = time.monotonic()
+    results = []
+    for server in servers_under_test():
+        print(f"{server.name}:")
+        with server:
+            results.append(measure(server, settings))
+    folder = args.out / time.strftime("%Y%m%d-%H%M%S")
+    folder.mkdir(parents=True, exist_ok=True)
+    report = markdown(results, info, args.mode, settings)
+    (folder / "clients.md").write_text(report)
+    (folder / "clients.json").write_text(
+        json.dumps(
+            {"machine": info, "results": [{**asdict(r), "served": r.served} for r in results]},
+            indent=2,
+        )
+    )
+    plot(results, folder)
+    print()
+    print(report)
+    print(f"written to {folder} in {time.monotonic() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
