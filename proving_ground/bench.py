@@ -21,7 +21,6 @@ import multiprocessing
 import os
 import re
 import resource
-import socket
 import statistics
 import subprocess
 import sys
@@ -573,15 +572,15 @@ INSTRUCTION_TESTS = {
 }
 
 
-def _instructions(operation: str, metrics: str, count: int, redis_url: str) -> int:
+def _instructions(operation: str, metrics: str, count: int, redis: dict[str, str]) -> int:
     """Instructions callgrind counts for the probe's whole run."""
     with tempfile.TemporaryDirectory(dir="/dev/shm") as folder:
         out = Path(folder) / "callgrind.out"
         env = {
             **os.environ,
             **BENCH_ENV,
+            **redis,
             "METRICS": metrics,
-            "REDIS_URL": redis_url,
             "PROMETHEUS_MULTIPROC_DIR": folder,
             "PYTHONPATH": f"{ROOT / 'Django'}:{ROOT}",
         }
@@ -608,31 +607,22 @@ def metrics_instructions(log=print) -> dict:
         for metrics in ("1", "0")
         for count in counts
     ]
-    # One Redis for the probes' channel layer, on a port of its own.
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    redis = subprocess.Popen(
-        [
-            require_binaries()["redis-server"],
-            "--port",
-            str(port),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        stdout=subprocess.DEVNULL,
-    )
+    # The native stack's Redis for the probes' channel layer, its URL and password as
+    # Django gets them; a database each, as probes running at once would share the echo
+    # group.
+    stack = NativeStack().start(("redis",))
     try:
-        # A database each: probes running at once would share the echo group.
-        urls = [f"redis://127.0.0.1:{port}/{n}" for n in range(len(jobs))]
+        env = stack.django_env()
+        base = env["REDIS_URL"].rsplit("/", 1)[0]
+        redis = [
+            {"REDIS_URL": f"{base}/{n}", "REDIS_PASSWORD": env.get("REDIS_PASSWORD", "")}
+            for n in range(len(jobs))
+        ]
         with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-            counts = pool.map(lambda job, url: _instructions(*job, url), jobs, urls)
+            counts = pool.map(lambda job, redis: _instructions(*job, redis), jobs, redis)
             counted = dict(zip(jobs, counts, strict=True))
     finally:
-        redis.terminate()
-        redis.wait()
+        stack.stop()
     figures = {}
     for operation, (low, high) in INSTRUCTION_COUNTS.items():
         test = figures[INSTRUCTION_TESTS[operation]] = {}

@@ -25,7 +25,6 @@ import json
 import multiprocessing
 import random
 import resource
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,7 +40,7 @@ from . import bench
 from .bench import CLIENT_PROCESSES, _run, percentile, start_stack
 from .client import ws_url
 from .compose import ROOT
-from .native import NativeStack, StackError, require_binaries
+from .native import NativeStack, StackError, free_port, require_binaries
 
 LIMIT_MS = 500  # the shootout's bound: 95% of broadcasts within 500 ms
 LIMIT_PERCENTILE = 95
@@ -150,9 +149,7 @@ class PeerServer(Server):
         self.name, self.command, self.cwd = name, command, cwd
 
     def __enter__(self) -> Server:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
+        port = free_port()
         self.process = subprocess.Popen(
             [*self.command, str(port)], cwd=self.cwd, stdout=subprocess.PIPE, text=True
         )

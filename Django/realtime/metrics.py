@@ -206,14 +206,10 @@ class RouteMetrics:
         RESUMES.labels(self.route, "true" if recovered else "false").inc()
 
     def sent(self, text: str | None, data: bytes | None, sent_at: float | None) -> None:
-        # Once per frame to every client: the tallies' inc() and observe() inline.
-        self.frames_sent.count += 1
-        self.frames_sent_bytes.count += frame_size(text, data)
+        self.frames_sent.inc()
+        self.frames_sent_bytes.inc(frame_size(text, data))
         if sent_at is not None:
-            lag = max(time.time() - sent_at, 0.0)
-            lags = self.delivery_lag
-            lags.counts[bisect.bisect_left(lags.bounds, lag)] += 1
-            lags.sum += lag
+            self.delivery_lag.observe(max(time.time() - sent_at, 0.0))
 
 
 class _Uncounted:
