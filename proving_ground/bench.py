@@ -384,9 +384,10 @@ async def _hold_idle(url, origin, count, ready, release):
         await socket.close()
 
 
-def idle_memory(stack: NativeStack, count: int) -> float:
-    """KiB of worker RSS per idle WebSocket, at `count` sockets. Straight to Gunicorn:
-    through nginx, 1000 sockets are 2000 nginx connections, past its per-worker limit."""
+def idle_memory(stack: NativeStack, count: int, while_open=None) -> float:
+    """KiB of worker RSS per idle WebSocket, at `count` sockets (calling `while_open()`
+    before they close). Straight to Gunicorn: through nginx, 1000 sockets are 2000 nginx
+    connections, past its per-worker limit."""
     context = multiprocessing.get_context("fork")
     ready, release = context.Queue(), context.Event()
     url = ws_url(stack.django_url, "/ws/echo/")
@@ -404,7 +405,11 @@ def idle_memory(stack: NativeStack, count: int) -> float:
         raise RuntimeError(f"only {opened} of {count} idle WebSockets opened")
     time.sleep(1)
     loaded = worker_rss(stack)
-    release.set()
+    try:
+        if while_open:
+            while_open()
+    finally:
+        release.set()
     for process in processes:
         process.join(timeout=60)
     return (loaded - base) / opened / 1024

@@ -69,7 +69,7 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
 
     @channel_layer.setter
     def channel_layer(self, layer):
-        self._channel_layer = None if layer is None else GuardedLayer(layer)
+        self._channel_layer = None if layer is None else GuardedLayer.of(layer)
 
     @property
     def metrics_route(self) -> str:

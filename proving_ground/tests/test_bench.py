@@ -7,19 +7,28 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from proving_ground.compose import ROOT
 
 
-def test_bench_smoke_writes_table_json_and_plots(tmp_path):
+def smoke(module: str, out: Path) -> tuple[subprocess.CompletedProcess, Path]:
+    """`python -m proving_ground.<module> --mode smoke`: its output, and the folder it
+    wrote under `out`."""
     result = subprocess.run(
-        [sys.executable, "-m", "proving_ground.bench", "--mode", "smoke", "--out", str(tmp_path)],
+        [sys.executable, "-m", f"proving_ground.{module}", "--mode", "smoke", "--out", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    (folder,) = tmp_path.iterdir()
+    (folder,) = out.iterdir()
+    return result, folder
+
+
+def test_bench_smoke_writes_table_json_and_plots(tmp_path):
+    result, folder = smoke("bench", tmp_path)
     data = json.loads((folder / "results.json").read_text())
     assert data["machine"]["cores"] and data["machine"]["packages"]["channels"]
     tests = {(row["config"], row["test"], row["target"]) for row in data["rows"]}
@@ -108,23 +117,7 @@ def test_spread_prints_both_sides_per_worker_and_their_broadcast():
 def test_bench_clients_smoke_serves_every_server_and_reports_each_step(tmp_path):
     # make bench-clients, smoke mode: every server of the table, from one run; the
     # figures themselves come from the command, never from here.
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "proving_ground.bench_clients",
-            "--mode",
-            "smoke",
-            "--out",
-            str(tmp_path),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    (folder,) = tmp_path.iterdir()
+    result, folder = smoke("bench_clients", tmp_path)
     data = json.loads((folder / "clients.json").read_text())
     servers = {r["server"]: r for r in data["results"]}
     assert list(servers) == [
@@ -163,3 +156,22 @@ def test_bench_clients_names_the_package_when_node_is_missing(tmp_path):
     assert "node (Debian package: nodejs)" in result.stderr
     assert "Traceback" not in result.stderr
     assert not list(tmp_path.iterdir())
+
+
+def test_bench_memory_smoke_puts_each_sockets_bytes_down_to_who_asked(tmp_path):
+    # make bench-memory, smoke mode: the breakdown adds up, and the stack's own code
+    # keeps no per-socket copy of what sockets can share.
+    result, folder = smoke("bench_memory", tmp_path)
+    data = json.loads((folder / "memory.json").read_text())
+    assert data["sockets"] == 100 and data["rss_kib"] > 0
+    owners = data["owners"]
+    assert sum(owners.values()) == pytest.approx(data["traced_kib"])
+    # The server's and Channels' own objects: each open socket has them.
+    for owner in ("uvicorn", "websockets", "channels", "channels_redis"):
+        assert owners[owner] > 0.5, owners
+    assert 10 < data["traced_kib"] < 200, owners
+    # A GuardedLayer per socket was 2.6 KiB; one per layer is shared.
+    assert owners.get("realtime/layer.py", 0) < 0.5, owners
+    report = (folder / "memory.md").read_text()
+    assert "| who asked for it | KiB per socket | share |" in report
+    assert report in result.stdout

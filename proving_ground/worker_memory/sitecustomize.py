@@ -14,9 +14,14 @@ What it tells apart, in bytes:
   chunks hold (larger Python objects, C libraries), from mallinfo2();
 - live = python_live + malloc_live; held - live is free space the allocators keep
   (fragmentation); RSS - held is code, libraries and stacks.
+
+With WORKER_TRACEMALLOC_DIR set (`make bench-memory`), each worker also traces its
+allocations (tracemalloc, WORKER_TRACEMALLOC_FRAMES deep) and, when a file
+`take-<name>` appears in that directory, writes its snapshot to `<pid>-<name>.snapshot`.
 """
 
 import ctypes
+import gc
 import json
 import os
 import re
@@ -24,8 +29,11 @@ import sys
 import tempfile
 import threading
 import time
+import tracemalloc
 
 _DIR = os.environ.get("WORKER_MEMORY_DIR")
+_TRACE_DIR = os.environ.get("WORKER_TRACEMALLOC_DIR")
+_TRACE_FRAMES = int(os.environ.get("WORKER_TRACEMALLOC_FRAMES", "30"))
 _INTERVAL = float(os.environ.get("WORKER_MEMORY_INTERVAL", "2"))
 
 
@@ -83,10 +91,35 @@ def _report() -> None:
         time.sleep(_INTERVAL)
 
 
+def _snapshots() -> None:
+    taken = set()
+    while True:
+        for name in sorted(os.listdir(_TRACE_DIR)):
+            if name.startswith("take-") and name not in taken:
+                taken.add(name)
+                gc.collect()  # what is garbage already is not the sockets'
+                path = os.path.join(_TRACE_DIR, f"{os.getpid()}-{name[5:]}.snapshot")
+                tracemalloc.take_snapshot().dump(path + ".tmp")
+                os.replace(path + ".tmp", path)
+        time.sleep(0.2)
+
+
+def _in_gunicorn_worker() -> bool:
+    return "gunicorn" in os.path.basename(sys.argv[0] if sys.argv else "")
+
+
 def _in_worker() -> None:
-    if "gunicorn" in os.path.basename(sys.argv[0] if sys.argv else ""):
+    if _in_gunicorn_worker():
         threading.Thread(target=_report, name="worker-memory", daemon=True).start()
+
+
+def _tracing_worker() -> None:
+    if _in_gunicorn_worker():
+        tracemalloc.start(_TRACE_FRAMES)
+        threading.Thread(target=_snapshots, name="worker-tracemalloc", daemon=True).start()
 
 
 if _DIR:
     os.register_at_fork(after_in_child=_in_worker)
+if _TRACE_DIR:
+    os.register_at_fork(after_in_child=_tracing_worker)
