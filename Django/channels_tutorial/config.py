@@ -117,6 +117,12 @@ class Settings(BaseSettings):
     # How many missed messages a reconnecting client gets replayed; past that it gets the
     # latest page and a marker that some may be missing.
     realtime_resume_limit: int = Field(default=1000, ge=1)
+    # Sockets without a signed-in user (no session, no ticket): let them in, their
+    # messages marked as a guest's, or refuse them (close code 4401).
+    realtime_guests: bool = True
+    # Seconds a ticket (for clients without the session cookie) stays valid: long enough
+    # to open a socket with it, short enough that a leaked one is soon worthless.
+    realtime_ticket_max_age: int = Field(default=30, ge=1)
     # Prometheus metrics on /metrics (docs/monitoring.md); 0 saves what counting costs.
     metrics: bool = True
 

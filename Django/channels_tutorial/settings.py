@@ -41,6 +41,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "realtime",
+    "accounts",
     "core",
     "talk",
 ]
@@ -148,6 +150,12 @@ USE_TZ = True
 WS_RATE_LIMIT = env.ws_rate_limit
 WS_RATE_BURST = env.ws_rate_burst
 REALTIME_RESUME_LIMIT = env.realtime_resume_limit
+REALTIME_GUESTS = env.realtime_guests
+REALTIME_TICKET_MAX_AGE = env.realtime_ticket_max_age
+
+# After signing in or out, back to the chat.
+LOGIN_REDIRECT_URL = "talk:index"
+LOGOUT_REDIRECT_URL = "talk:index"
 
 STATIC_URL = "/static/"
 # collectstatic writes here; nginx serves the same folder (a shared volume in Compose).

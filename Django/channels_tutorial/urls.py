@@ -4,5 +4,7 @@ from django.urls import include, path
 urlpatterns = [
     path("", include("core.urls")),
     path("talk/", include("talk.urls")),
+    path("accounts/", include("accounts.urls")),
+    path("", include("realtime.urls")),
     path("admin/", admin.site.urls),
 ]

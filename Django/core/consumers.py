@@ -19,6 +19,8 @@ class EchoConsumer(JsonConsumer):
     groups = [ECHO_GROUP]
     # echo_broadcast only forwards to the socket: no per-event database clean-up.
     event_db_cleanup = False
+    # The status page's probe: it works for whoever opens the page, signed in or not.
+    allow_guests = True
 
     async def connect(self):
         if not settings.DEBUG_ENDPOINTS:
@@ -52,6 +54,8 @@ class FiguresConsumer(JsonConsumer):
     """Sends the status page a few live figures of this replica every `interval`
     seconds: open sockets, messages delivered a second, delivery lag p99. For developers
     only (settings.DEBUG_ENDPOINTS)."""
+
+    allow_guests = True  # the status page's figures, for whoever opens it
 
     interval = 2.0
 

@@ -1,6 +1,7 @@
 import contextlib
 import json
 import logging
+from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -26,6 +27,21 @@ CLOSE_TRY_AGAIN = 1013
 # say otherwise (WS_RATE_LIMIT, WS_RATE_BURST).
 RATE_LIMIT = 10.0
 RATE_BURST = 20
+# Close code for a socket with no signed-in user (no session, no ticket) where
+# settings.REALTIME_GUESTS is off.
+CLOSE_SIGN_IN_REQUIRED = 4401
+# Close code for a socket that may not join what it asked for, or post what it sent
+# (may_join, may_post).
+CLOSE_FORBIDDEN = 4403
+
+
+class Refused(Exception):
+    """Raised in a consumer's handshake or handlers: the socket is turned down (during
+    the handshake) or closed with `code`, `str(error)` sent first as an error frame."""
+
+    def __init__(self, reason: str, code: int, detail: str = "") -> None:
+        super().__init__(detail)
+        self.reason, self.code = reason, code
 
 
 class JsonConsumer(AsyncJsonWebsocketConsumer):
@@ -46,6 +62,17 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
       event handlers only forward to the socket.
     - ``refuse(reason, code=None, detail="")``: turn the handshake down, counted by
       reason in the metrics; with a code, accept first so the client reads why.
+    - ``authenticate()``: who this socket is, as ``self.user`` and ``scope["user"]``: the
+      user of a ``?ticket=`` (realtime/tickets.py; refused with 4410-4412 if forged,
+      expired or used), else the session's (AuthMiddlewareStack), else a guest
+      (AnonymousUser) if ``allow_guests`` (by default settings.REALTIME_GUESTS), else
+      refused with 4401.
+    - ``may_join(group)``: whether this socket may join `group` (join() asks; False
+      turns the handshake down, or closes an open socket, with 4403).
+    - ``may_post(content)``: whether this socket may send this frame (asked before its
+      ``on_<type>``; False closes with 4403).
+    - ``raise Refused(reason, code, detail)`` anywhere in the handshake or a handler:
+      the same refusal, with your own reason and close code.
     - ``metrics_route``: the ``route`` label of this socket's metrics (realtime/metrics.py;
       by default the class name without "Consumer", lower case).
 
@@ -58,6 +85,7 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
 
     watch_membership = False
     membership_check_interval = 2.0
+    allow_guests: bool | None = None  # None: settings.REALTIME_GUESTS
     event_db_cleanup = True
     _channel_layer = None
 
@@ -69,7 +97,7 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
 
     @channel_layer.setter
     def channel_layer(self, layer):
-        self._channel_layer = None if layer is None else GuardedLayer.of(layer)
+        self._channel_layer = None if layer is None else GuardedLayer(layer)
 
     @property
     def metrics_route(self) -> str:
@@ -133,8 +161,49 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
             getattr(settings, "WS_RATE_LIMIT", RATE_LIMIT),
             getattr(settings, "WS_RATE_BURST", RATE_BURST),
         )
-        await super().websocket_connect(message)  # joins self.groups, calls connect()
+        try:
+            self.user = self.scope["user"] = await self.authenticate()
+            await super().websocket_connect(message)  # joins self.groups, calls connect()
+        except Refused as refused:
+            await self._refused(refused)
+            return
         self._watch(self.watched_groups())
+
+    async def authenticate(self):
+        """Who this socket is: a ticket's user, the session's, or a guest."""
+        # Imported here: both need Django's app registry, and this module's close codes
+        # are read without it (proving_ground).
+        from django.contrib.auth.models import AnonymousUser
+
+        from .tickets import TicketRefused, aticket_redeem
+
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        if "ticket" in query:
+            try:
+                return await aticket_redeem(query["ticket"][0])
+            except TicketRefused as refused:
+                raise Refused(refused.reason, refused.code, str(refused)) from None
+        user = self.scope.get("user")
+        if user is not None and user.is_authenticated:
+            return user
+        guests = self.allow_guests
+        if not (getattr(settings, "REALTIME_GUESTS", True) if guests is None else guests):
+            raise Refused("sign_in_required", CLOSE_SIGN_IN_REQUIRED, "sign in first")
+        return AnonymousUser()
+
+    async def may_join(self, group: str) -> bool:
+        return True
+
+    async def may_post(self, content) -> bool:
+        return True
+
+    async def _refused(self, refused: Refused) -> None:
+        if self.accepted:
+            if str(refused):
+                await self.send_error(str(refused), kind="refused")
+            await self.close(code=refused.code)
+        else:
+            await self.refuse(refused.reason, code=refused.code, detail=str(refused))
 
     async def accept(self, subprotocol=None, headers=None):
         await super().accept(subprotocol, headers)
@@ -173,6 +242,8 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
 
     async def join(self, group: str) -> None:
         """Join a group; left again on disconnect, and watched while connected."""
+        if not await self.may_join(group):
+            raise Refused("forbidden", CLOSE_FORBIDDEN, "you may not join this room")
         await self.channel_layer.group_add(group, self.channel_name)
         if group not in self.joined:
             self.joined.append(group)
@@ -229,7 +300,12 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
         if handler is None:
             await self.send_error(f"unknown frame type: {json.dumps(kind)}", kind="unknown_type")
             return
-        await handler(content)
+        try:
+            if not await self.may_post(content):
+                raise Refused("forbidden", CLOSE_FORBIDDEN, "you may not post here")
+            await handler(content)
+        except Refused as refused:
+            await self._refused(refused)
 
     async def send_error(self, detail: str, kind: str = "invalid") -> None:
         """An error frame; `kind` labels it in the metrics (realtime_error_frames_total)."""

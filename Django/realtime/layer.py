@@ -5,7 +5,6 @@ import contextlib
 import functools
 import inspect
 import time
-import weakref
 
 from redis.exceptions import RedisError
 
@@ -41,27 +40,14 @@ class GuardedLayer:
         return guarded
 
     def _guarded(self, name, method):
-        layer = self.layer
-
         @functools.wraps(method)
         async def guarded(*args, **kwargs):
             try:
-                # Looked up at each call: the wrapper outlives any one consumer.
-                return await getattr(layer, name)(*args, **kwargs)
+                return await method(*args, **kwargs)
             except self.errors as error:
                 metrics.LAYER_FAILURES.labels(name).inc()
-                raise ChannelLayerLost(layer) from error
+                raise ChannelLayerLost(self.layer) from error
 
-        return guarded
-
-    @classmethod
-    def of(cls, layer) -> "GuardedLayer":
-        """`layer` wrapped, once per layer: its wrappers hold nothing of a socket's, and
-        one each cost about 2.6 KiB per idle socket (make bench-memory)."""
-        # By id: a wrapper holds its layer, so the id is not reused while it is listed.
-        guarded = _guarded_layers.get(id(layer))
-        if guarded is None:
-            guarded = _guarded_layers[id(layer)] = cls(layer)
         return guarded
 
     async def group_send(self, group: str, message: dict) -> None:
@@ -70,10 +56,6 @@ class GuardedLayer:
         await self._group_send(group, metrics.stamp(message))
         if metrics.enabled():
             metrics.group_send_seconds().observe(time.perf_counter() - started)
-
-
-# Listed while a consumer uses it.
-_guarded_layers: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 
 
 # After Redis restarts, every pooled connection of a worker is dead; the first consumer

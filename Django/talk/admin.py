@@ -5,12 +5,14 @@ from .models import Message, Room
 
 @admin.register(Room)
 class RoomAdmin(admin.ModelAdmin):
-    list_display = ["slug", "created_at"]
+    list_display = ["slug", "private", "created_at"]
+    list_filter = ["private"]
     search_fields = ["slug"]
+    filter_horizontal = ["members"]
 
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
-    list_display = ["id", "room", "nickname", "text", "created_at"]
-    list_filter = ["room"]
+    list_display = ["id", "room", "nickname", "guest", "text", "created_at"]
+    list_filter = ["room", "guest"]
     search_fields = ["nickname", "text"]

@@ -42,15 +42,28 @@ class TalkConsumer(StreamConsumer):
     async def stream_page(self, after, limit):
         return await services.aroom_page(room=self.room, after=after, limit=limit)
 
+    async def may_join(self, group):
+        return await services.aroom_admits(room=self.room, user=self.user)
+
+    async def may_post(self, content):
+        # Asked again per message: a member taken off a private room stops posting.
+        if content.get("type") != "message":
+            return True
+        return await services.aroom_admits(room=self.room, user=self.user)
+
     async def on_message(self, content):
         try:
             incoming = TalkMessageIn.model_validate(content)
+            # The author is the socket's user (self.user), never a name in the frame.
+            message = await services.amessage_create(
+                room=self.room, user=self.user, nickname=incoming.nickname, text=incoming.text
+            )
         except ValidationError as error:
             await self.send_error(_describe(error))
             return
-        message = await services.amessage_create(
-            room=self.room, nickname=incoming.nickname, text=incoming.text
-        )
+        except services.GuestNicknameMissing as error:
+            await self.send_error(str(error))
+            return
         await self.channel_layer.group_send(
             self.group, {"type": "talk.message", "message": message}
         )

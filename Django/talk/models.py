@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.db import models
 
 from realtime.positions import new_epoch
@@ -9,6 +10,11 @@ class Room(models.Model):
     # what it last saw; a room made again under the same name starts a new epoch.
     epoch = models.CharField(max_length=32, default=new_epoch, editable=False)
     last_offset = models.PositiveBigIntegerField(default=0, editable=False)
+    # A private room admits its members only (consumers.TalkConsumer.may_join).
+    private = models.BooleanField(default=False)
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="talk_rooms"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -21,7 +27,16 @@ class Room(models.Model):
 class Message(models.Model):
     room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="messages")
     offset = models.PositiveBigIntegerField(editable=False)
-    nickname = models.CharField(max_length=32)
+    # The signed-in author, named as they were when they posted; or a guest's nickname.
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="talk_messages",
+    )
+    nickname = models.CharField(max_length=150)
+    guest = models.BooleanField(default=False)
     # utf8mb4 (MySQL/my.cnf) keeps Japanese and emoji as they were sent.
     text = models.TextField(max_length=2000)
     created_at = models.DateTimeField(auto_now_add=True)

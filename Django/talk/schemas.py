@@ -12,5 +12,6 @@ class TalkMessageIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     type: Literal["message"]
-    nickname: Nickname
+    # A guest's name. A signed-in user's messages carry their user name: this is ignored.
+    nickname: Nickname | None = None
     text: Text

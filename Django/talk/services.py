@@ -12,6 +12,10 @@ from .rooms import room_name_validate
 HISTORY_LENGTH = 50
 
 
+class GuestNicknameMissing(ValueError):
+    pass
+
+
 def message_as_dict(message: Message) -> dict:
     return {
         "id": message.id,
@@ -19,20 +23,44 @@ def message_as_dict(message: Message) -> dict:
         "epoch": message.room.epoch,
         "offset": message.offset,
         "nickname": message.nickname,
+        "guest": message.guest,
         "text": message.text,
         "created_at": message.created_at.isoformat(),
     }
 
 
-def message_create(*, room: str, nickname: str, text: str) -> dict:
+def message_create(*, room: str, text: str, user=None, nickname: str | None = None) -> dict:
+    """A message by `user`: a signed-in user is its author, under their user name
+    whatever `nickname` says; a guest (None or AnonymousUser) posts under `nickname`,
+    marked as a guest's."""
+    if user is not None and user.is_authenticated:
+        author, nickname, guest = user, user.get_username(), False
+    elif nickname:
+        author, guest = None, True
+    else:
+        raise GuestNicknameMissing("nickname: a guest's message needs one")
     room_obj, _ = Room.objects.get_or_create(slug=room_name_validate(room))
     with transaction.atomic():
         position = offset_take(Room, room_obj.pk)
         room_obj.epoch = position.epoch
         message = Message.objects.create(
-            room=room_obj, offset=position.offset, nickname=nickname, text=text
+            room=room_obj,
+            offset=position.offset,
+            author=author,
+            nickname=nickname,
+            guest=guest,
+            text=text,
         )
     return message_as_dict(message)
+
+
+def room_admits(*, room: str, user) -> bool:
+    """Whether `user` may join `room`, and post in it: anyone, unless the room is
+    private; then its members only."""
+    room_obj = Room.objects.filter(slug=room_name_validate(room)).first()
+    if room_obj is None or not room_obj.private:
+        return True
+    return user.is_authenticated and room_obj.members.filter(pk=user.pk).exists()
 
 
 def room_page(*, room: str, after: int | None = None, limit: int = HISTORY_LENGTH) -> Page:
@@ -56,3 +84,4 @@ def room_history(*, room: str, limit: int = HISTORY_LENGTH) -> list[dict]:
 
 amessage_create = database_sync_to_async(message_create)
 aroom_page = database_sync_to_async(room_page)
+aroom_admits = database_sync_to_async(room_admits)

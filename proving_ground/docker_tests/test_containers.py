@@ -15,6 +15,11 @@ import pytest
 from proving_ground import faults, storm
 from proving_ground.client import ChatClient
 from proving_ground.compose import ROOT
+from proving_ground.tests.test_auth import (  # noqa: F401 - collected here, on the containers
+    test_a_private_room_admits_its_members_only,
+    test_a_signed_in_users_messages_are_theirs_whatever_the_frame_says,
+    test_a_ticket_opens_one_socket_as_its_user_and_no_more,
+)
 from proving_ground.tests.test_chat import (  # noqa: F401 - collected here, on the containers
     test_two_workers_chat_store_in_mysql_and_replay_as_history,
 )

@@ -216,3 +216,33 @@ def test_a_page_away_for_longer_than_a_resume_replays_marks_the_gap(open_window)
         expect(items.nth(1)).to_have_class("gap")
         expect(alice.locator("#messages li .text")).to_have_text(["before", *texts[11:]])
         assert alice.errors == [] and bob.errors == []
+
+
+# Through nginx, and on Django's own port: sign-up is a form of Django's with its CSRF
+# cookie, and the session it starts is the socket's user on either address.
+@pytest.mark.parametrize("address", ["http_url", "django_url"])
+def test_a_signed_up_user_chats_under_their_name_beside_a_guest(
+    stack, open_window, output_dir, address
+):
+    base, room = getattr(stack, address), f"signed-{uuid.uuid4().hex[:8]}"
+    name = f"ann-{uuid.uuid4().hex[:6]}"
+    ann, guest = open_window(), open_window()
+    ann.goto(f"{base}/accounts/signup/?next=/talk/{room}/")
+    ann.fill("#id_username", name)
+    ann.fill("#id_password1", "correct horse battery staple 7")
+    ann.fill("#id_password2", "correct horse battery staple 7")
+    ann.click("main button")
+    expect(ann).to_have_url(f"{base}/talk/{room}/")
+    expect(ann.locator("#signed-in")).to_have_text(name)
+    assert ann.locator("#nickname").count() == 0  # the server names her
+    guest.goto(f"{base}/talk/{room}/")
+    for page in (ann, guest):
+        expect(page.locator("#state")).to_have_attribute("data-state", "open")
+    ann.fill("#text", "signed in")
+    ann.press("#text", "Enter")
+    send(guest, name, "me, honestly")
+    for page in (ann, guest):
+        expect(page.locator("#messages li strong")).to_have_text([name, f"{name} (guest)"])
+    assert ann.errors == [] and guest.errors == []
+    if address == "http_url":
+        guest.screenshot(path=str(output_dir / "signed-in.png"))

@@ -3,6 +3,7 @@
 import json
 import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -54,7 +55,9 @@ def test_nginx_sets_forwarded_headers_and_ignores_the_clients(stack):
     assert seen["forwarded_for"] == "127.0.0.1"
     assert seen["forwarded_proto"] == "http"
     assert seen["client"] == "127.0.0.1"
-    assert seen["host"] == "localhost"
+    # The Host the client sent, port included: Django's CSRF check compares a form's
+    # Origin with it.
+    assert seen["host"] == urlsplit(stack.http_url).netloc
 
 
 def test_direct_requests_are_reported_as_direct(stack):

@@ -15,6 +15,7 @@ from proving_ground.client import ws_url
 from proving_ground.compose import ROOT
 from proving_ground.docker import copy_repository
 from proving_ground.native import NativeStack
+from proving_ground.site import SiteUser
 
 SECTION = re.compile(r"^## Write your own consumer\n(.*?)^## ", re.S | re.M)
 TITLED_BLOCK = re.compile(r'```python title="([^"]+)"\n(.*?)```', re.S)
@@ -82,12 +83,18 @@ async def test_the_new_socket_answers_through_nginx_and_a_save_reloads_it(follow
 
     async def answer(stack) -> dict:
         async with websockets.connect(
-            ws_url(stack.http_url, path), origin=stack.http_url, open_timeout=10
+            ws_url(stack.http_url, path),
+            origin=stack.http_url,
+            additional_headers=signed_in.socket_headers,
+            open_timeout=10,
         ) as socket:
             await socket.send(json.dumps(frame))
             return json.loads(await socket.recv())
 
     with NativeStack(compose_files=(followed / "docker-compose.yml",)) as stack:
+        # "Sign up ... (as `ann`, say)": the browser's session is that user's.
+        assert "/accounts/signup/" in readme_steps
+        signed_in = SiteUser(stack.http_url).sign_up(json.loads(expected)["by"])
         assert await answer(stack) == json.loads(expected)
         # "Save, and the workers reload": an edit is served without a restart.
         assert "Save, and the workers reload" in readme_steps

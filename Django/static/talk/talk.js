@@ -15,11 +15,19 @@
   const text = document.getElementById("text");
   let epoch = null;  // the room's epoch and the offset of the last message shown
   let offset = null;
-  const CLOSE_INVALID_ROOM = 4400;
+  // Refusals a retry cannot change (realtime/consumers.py, talk/consumers.py).
+  const REFUSED = {
+    4400: "refused: invalid room name",
+    4401: "refused: sign in to chat here",
+    4403: "refused: this room is private",
+  };
   let socket = null;
   let delay = 500;
 
-  nickname.value = localStorage.getItem("talk-nickname") || `guest-${Math.random().toString(36).slice(2, 6)}`;
+  // Signed in, the page has no nickname field: the server names the author.
+  if (nickname) {
+    nickname.value = localStorage.getItem("talk-nickname") || `guest-${Math.random().toString(36).slice(2, 6)}`;
+  }
 
   function setState(name, label) {
     state.className = `state ${name}`;
@@ -49,6 +57,11 @@
     time.textContent = new Date(message.created_at).toLocaleTimeString();
     const who = document.createElement("strong");
     who.textContent = message.nickname;
+    if (message.guest) {
+      who.className = "guest";
+      who.title = "a guest: anyone may use this name";
+      who.textContent += " (guest)";
+    }
     const body = document.createElement("span");
     body.className = "text";
     body.textContent = message.text;
@@ -88,8 +101,8 @@
       } else if (frame.type === "error") showError(frame.detail);
     });
     socket.addEventListener("close", (event) => {
-      if (event.code === CLOSE_INVALID_ROOM) {
-        setState("closed", "refused: invalid room name");
+      if (event.code in REFUSED) {
+        setState("closed", REFUSED[event.code]);
         return;
       }
       const wait = delay + Math.random() * 250;
@@ -106,8 +119,12 @@
       return;
     }
     errorBox.hidden = true;
-    localStorage.setItem("talk-nickname", nickname.value);
-    socket.send(JSON.stringify({ type: "message", nickname: nickname.value, text: text.value }));
+    const frame = { type: "message", text: text.value };
+    if (nickname) {
+      localStorage.setItem("talk-nickname", nickname.value);
+      frame.nickname = nickname.value;
+    }
+    socket.send(JSON.stringify(frame));
     text.value = "";
   });
 

@@ -88,3 +88,16 @@ async def test_a_flood_is_rate_limited_with_error_frames_and_the_socket_survives
     limited = [f for f in frames if f["type"] == "error"]
     assert 20 <= len(echoed) < 60
     assert limited and all("rate limit" in f["detail"] for f in limited)
+
+
+@pytest.mark.parametrize("path", ["/ws/echo/", "/ws/figures/"])
+async def test_the_status_pages_sockets_open_for_guests_where_the_chat_refuses_them(settings, path):
+    settings.REALTIME_GUESTS = False
+    comm = WebsocketCommunicator(application, path, headers=ORIGIN)
+    assert (await comm.connect())[0]
+    assert (await comm.receive_json_from(timeout=5))["type"] != "error"  # figures: 2 s
+    await comm.disconnect()
+    talk = WebsocketCommunicator(application, "/ws/talk/lobby/", headers=ORIGIN)
+    assert (await talk.connect())[0]
+    assert await talk.receive_json_from() == {"type": "error", "detail": "sign in first"}
+    await talk.disconnect()

@@ -1,15 +1,21 @@
 """The realtime base, through Channels' test communicator and its in-memory layer."""
 
 import pytest
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import InMemoryChannelLayer, get_channel_layer
+from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
+from django.contrib.auth.models import User
+from django.core import signing
+from django.urls import path
 from redis.exceptions import ConnectionError as RedisConnectionError
 from uvicorn.protocols.utils import ClientDisconnected
 
-from realtime import consumers
+from realtime import consumers, tickets
 from realtime.consumers import JsonConsumer
 from realtime.membership import MembershipMonitor
+from realtime.tickets import ticket_issue
 
 CHECK_S = 0.05  # the membership check interval in these tests
 
@@ -260,3 +266,115 @@ async def test_an_event_without_a_handler_is_an_error(db_cleanups):
 
     with pytest.raises(ValueError, match="No handler for message type chat.unknown"):
         await ForwardOnly().dispatch({"type": "chat.unknown"})
+
+
+# -- who the socket is, and what it may do --------------------------------------------
+
+
+class WhoConsumer(JsonConsumer):
+    """Says who it is; may not join "private", nor send a "forbidden" frame."""
+
+    async def connect(self):
+        await self.join(self.scope["url_route"]["kwargs"]["room"])
+        await self.accept()
+        await self.send_json({"type": "hello", "user": self.scope["user"].get_username()})
+
+    async def may_join(self, group):
+        return group != "private"
+
+    async def may_post(self, content):
+        return content.get("type") != "forbidden"
+
+    async def on_forbidden(self, content):
+        raise AssertionError("may_post said no")
+
+    async def on_ping(self, content):
+        await self.send_json({"type": "pong"})
+
+
+def who(query: str = "", room: str = "lobby", scope_user=None) -> WebsocketCommunicator:
+    application = URLRouter([path("ws/who/<room>/", WhoConsumer.as_asgi())])
+    comm = WebsocketCommunicator(application, f"/ws/who/{room}/{query}")
+    if scope_user is not None:
+        comm.scope["user"] = scope_user
+    return comm
+
+
+async def refused_with(comm: WebsocketCommunicator) -> tuple[dict, int]:
+    """The error frame and close code of a handshake turned down with a code."""
+    ok, _ = await comm.connect()
+    assert ok  # accepted, so that the client can read why
+    error = await comm.receive_json_from()
+    closed = await comm.receive_output()
+    assert closed["type"] == "websocket.close"
+    return error, closed["code"]
+
+
+async def test_a_guest_is_let_in_where_guests_are_allowed(settings):
+    settings.REALTIME_GUESTS = True
+    comm = who()
+    assert (await comm.connect())[0]
+    assert await comm.receive_json_from() == {"type": "hello", "user": ""}
+    await comm.disconnect()
+
+
+async def test_without_a_session_or_ticket_a_socket_is_refused_where_guests_are_not(settings):
+    settings.REALTIME_GUESTS = False
+    error, code = await refused_with(who())
+    assert code == consumers.CLOSE_SIGN_IN_REQUIRED == 4401
+    assert error == {"type": "error", "detail": "sign in first"}
+
+
+async def test_the_sessions_user_is_the_sockets(settings):
+    settings.REALTIME_GUESTS = False
+    ann = await database_sync_to_async(User.objects.create_user)("ann")
+    comm = who(scope_user=ann)
+    assert (await comm.connect())[0]
+    assert await comm.receive_json_from() == {"type": "hello", "user": "ann"}
+    await comm.disconnect()
+
+
+async def test_a_ticket_is_the_sockets_user_once(settings):
+    settings.REALTIME_GUESTS = False
+    ann = await database_sync_to_async(User.objects.create_user)("ann")
+    ticket = ticket_issue(ann)
+    comm = who(f"?ticket={ticket}")
+    assert (await comm.connect())[0]
+    assert await comm.receive_json_from() == {"type": "hello", "user": "ann"}
+    await comm.disconnect()
+    error, code = await refused_with(who(f"?ticket={ticket}"))
+    assert code == tickets.CLOSE_TICKET_USED == 4412
+    assert "already used" in error["detail"]
+
+
+async def test_a_forged_ticket_is_refused_even_where_guests_are_allowed(settings):
+    settings.REALTIME_GUESTS = True
+    error, code = await refused_with(who("?ticket=ann:forged"))
+    assert code == tickets.CLOSE_TICKET_INVALID == 4410
+    assert error["detail"] == "ticket invalid"
+
+
+async def test_an_expired_ticket_is_refused(settings, monkeypatch):
+    ann = await database_sync_to_async(User.objects.create_user)("ann")
+    ticket = ticket_issue(ann)
+    later = signing.time.time() + settings.REALTIME_TICKET_MAX_AGE + 1
+    monkeypatch.setattr(signing.time, "time", lambda: later)
+    _, code = await refused_with(who(f"?ticket={ticket}"))
+    assert code == tickets.CLOSE_TICKET_EXPIRED == 4411
+
+
+async def test_may_join_turns_the_handshake_down_with_4403():
+    error, code = await refused_with(who(room="private"))
+    assert code == consumers.CLOSE_FORBIDDEN == 4403
+    assert error["detail"] == "you may not join this room"
+
+
+async def test_may_post_closes_a_socket_that_sends_what_it_may_not():
+    comm = who()
+    assert (await comm.connect())[0]
+    await comm.receive_json_from()  # hello
+    await comm.send_json_to({"type": "ping"})
+    assert await comm.receive_json_from() == {"type": "pong"}
+    await comm.send_json_to({"type": "forbidden"})
+    assert await comm.receive_json_from() == {"type": "error", "detail": "you may not post here"}
+    assert await comm.receive_output() == {"type": "websocket.close", "code": 4403}

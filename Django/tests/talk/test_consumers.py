@@ -4,11 +4,13 @@ import socket
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.contrib.auth.models import User
+from django.test import Client
 
 from channels_tutorial.asgi import application
 from talk import services
 from talk.consumers import CLOSE_INVALID_ROOM
-from talk.models import Message
+from talk.models import Message, Room
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -57,7 +59,10 @@ async def test_a_message_is_stored_and_broadcast_to_everyone_in_the_room():
         ({"bytes_data": b"\xff"}, "binary frames"),
         ({"text_data": '"just a string"'}, "unknown frame type"),
         ({"text_data": '{"type": "shout", "text": "x"}'}, "unknown frame type"),
-        ({"text_data": '{"type": "message", "text": "no nickname"}'}, "nickname: Field required"),
+        (
+            {"text_data": '{"type": "message", "text": "no nickname"}'},
+            "nickname: a guest's message needs one",
+        ),
         ({"text_data": '{"type": "message", "nickname": "", "text": "x"}'}, "nickname"),
         ({"text_data": '{"type": "message", "nickname": "n", "text": ""}'}, "text"),
         (
@@ -103,3 +108,84 @@ async def test_a_socket_that_lost_its_group_membership_is_closed_to_resync(monke
     get_channel_layer().groups.clear()
     closed = await communicator.receive_output(timeout=2)
     assert closed == {"type": "websocket.close", "code": 1012}
+
+
+# -- authors and private rooms -------------------------------------------------------
+
+
+@database_sync_to_async
+def session_cookie(username: str) -> tuple[bytes, bytes]:
+    """The Cookie header of a browser signed in as `username` (made if need be)."""
+    client = Client()
+    client.force_login(User.objects.get_or_create(username=username)[0])
+    return (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())
+
+
+async def joined_as(username: str, room: str = "lobby"):
+    headers = [*ORIGIN, await session_cookie(username)]
+    communicator = WebsocketCommunicator(application, f"/ws/talk/{room}/", headers=headers)
+    connected, _ = await communicator.connect()
+    assert connected
+    return communicator, await communicator.receive_json_from()
+
+
+async def test_a_signed_in_users_message_is_theirs_whatever_name_the_frame_gives():
+    bob, _ = await joined_as("bob")
+    await bob.send_json_to({"type": "message", "nickname": "alice", "text": "I am alice"})
+    frame = await bob.receive_json_from()
+    assert (frame["nickname"], frame["guest"], frame["text"]) == ("bob", False, "I am alice")
+    stored = await database_sync_to_async(Message.objects.select_related("author").get)()
+    assert (stored.author.username, stored.nickname, stored.guest) == ("bob", "bob", False)
+    await bob.disconnect()
+
+
+async def test_a_user_id_in_a_frame_is_refused_and_nothing_is_stored():
+    bob, _ = await joined_as("bob")
+    await bob.send_json_to({"type": "message", "text": "hi", "user_id": 1})
+    error = await bob.receive_json_from()
+    assert error["type"] == "error" and "user_id" in error["detail"]
+    assert await message_count() == 0
+    await bob.disconnect()
+
+
+async def test_a_guests_message_is_marked_as_a_guests():
+    guest, _ = await joined()
+    await guest.send_json_to({"type": "message", "nickname": "bob", "text": "hi"})
+    frame = await guest.receive_json_from()
+    assert (frame["nickname"], frame["guest"]) == ("bob", True)
+    await guest.disconnect()
+
+
+@database_sync_to_async
+def private_room(slug: str, *members: str) -> None:
+    room = Room.objects.create(slug=slug, private=True)
+    room.members.set([User.objects.get_or_create(username=name)[0] for name in members])
+
+
+@database_sync_to_async
+def private_room_members(slug: str, *members: str) -> None:
+    Room.objects.get(slug=slug).members.set(User.objects.filter(username__in=members))
+
+
+async def test_a_private_room_admits_its_members_only():
+    await private_room("staff", "ann")
+    member, history = await joined_as("ann", "staff")
+    assert history["type"] == "history"
+    await member.send_json_to({"type": "message", "text": "members only"})
+    assert (await member.receive_json_from())["text"] == "members only"
+    for headers in ([*ORIGIN], [*ORIGIN, await session_cookie("bob")]):  # a guest, a user
+        outsider = WebsocketCommunicator(application, "/ws/talk/staff/", headers=headers)
+        assert (await outsider.connect())[0]
+        assert (await outsider.receive_json_from())["detail"] == "you may not join this room"
+        assert await outsider.receive_output() == {"type": "websocket.close", "code": 4403}
+    await member.disconnect()
+
+
+async def test_a_member_taken_off_a_private_room_can_no_longer_post():
+    await private_room("staff", "ann")
+    member, _ = await joined_as("ann", "staff")
+    await private_room_members("staff")
+    await member.send_json_to({"type": "message", "text": "still here?"})
+    assert (await member.receive_json_from())["detail"] == "you may not post here"
+    assert await member.receive_output() == {"type": "websocket.close", "code": 4403}
+    assert await message_count() == 0

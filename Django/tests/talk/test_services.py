@@ -1,4 +1,5 @@
 import pytest
+from django.contrib.auth.models import AnonymousUser, User
 
 from talk import services
 from talk.models import Message, Room
@@ -53,3 +54,27 @@ def test_a_room_made_again_starts_a_new_epoch():
     second = services.message_create(room="again", nickname="x", text="y")
     assert second["offset"] == 1
     assert second["epoch"] != first["epoch"]
+
+
+def test_a_signed_in_users_message_is_theirs_under_their_user_name():
+    ann = User.objects.create_user("ann")
+    message = services.message_create(room="lobby", user=ann, nickname="bob", text="hi")
+    assert (message["nickname"], message["guest"]) == ("ann", False)
+    assert Message.objects.get().author == ann
+
+
+def test_a_guests_message_is_marked_and_needs_a_nickname():
+    message = services.message_create(room="lobby", user=AnonymousUser(), nickname="g", text="x")
+    assert (message["nickname"], message["guest"]) == ("g", True)
+    with pytest.raises(services.GuestNicknameMissing):
+        services.message_create(room="lobby", user=AnonymousUser(), text="x")
+    assert Message.objects.count() == 1
+
+
+def test_a_private_room_admits_its_members_only():
+    ann, bob = User.objects.create_user("ann"), User.objects.create_user("bob")
+    assert services.room_admits(room="staff", user=AnonymousUser())  # no such room yet
+    Room.objects.create(slug="staff", private=True).members.add(ann)
+    assert services.room_admits(room="staff", user=ann)
+    assert not services.room_admits(room="staff", user=bob)
+    assert not services.room_admits(room="staff", user=AnonymousUser())

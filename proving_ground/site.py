@@ -1,0 +1,65 @@
+"""A user of the site over HTTP, as a browser is: cookies kept, Django's CSRF token sent
+with every POST. Signs up, asks for socket tickets, and gives the Cookie header that
+opens a WebSocket as that user."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from http.cookiejar import CookieJar
+
+PASSWORD = "correct horse battery staple 7"
+
+
+class SiteUser:
+    def __init__(self, base_url: str) -> None:
+        self.base = base_url
+        self.jar = CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
+        self.username: str | None = None  # once signed up
+
+    def cookie(self, name: str) -> str | None:
+        return next((c.value for c in self.jar if c.name == name), None)
+
+    def request(self, path: str, data: bytes | None = None, headers: dict | None = None):
+        """(status, body) of a GET, or a POST with `data`; redirects followed."""
+        request = urllib.request.Request(self.base + path, data=data, headers=headers or {})
+        try:
+            with self.opener.open(request, timeout=15) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
+
+    def post_form(self, path: str, fields: dict) -> tuple[int, str]:
+        if self.cookie("csrftoken") is None:
+            self.request(path)  # the form's page sets the CSRF cookie
+        data = urllib.parse.urlencode({**fields, "csrfmiddlewaretoken": self.cookie("csrftoken")})
+        return self.request(path, data.encode())
+
+    def sign_up(self, username: str, password: str = PASSWORD) -> SiteUser:
+        status, body = self.post_form(
+            "/accounts/signup/",
+            {"username": username, "password1": password, "password2": password},
+        )
+        if status != 200 or self.cookie("sessionid") is None:
+            raise AssertionError(f"sign-up of {username!r} failed: {status} {body[:500]}")
+        self.username = username
+        return self
+
+    def ticket(self) -> str:
+        """A ticket for one socket (POST /api/tickets, signed in by the session)."""
+        if self.cookie("csrftoken") is None:
+            self.request("/talk/")
+        status, body = self.request(
+            "/api/tickets", b"", headers={"X-CSRFToken": self.cookie("csrftoken")}
+        )
+        if status != 201:
+            raise AssertionError(f"no ticket: {status} {body[:500]}")
+        return json.loads(body)["ticket"]
+
+    @property
+    def socket_headers(self) -> dict[str, str]:
+        """What a browser of this user sends with a WebSocket handshake."""
+        return {"Cookie": f"sessionid={self.cookie('sessionid')}"}
