@@ -230,17 +230,21 @@ class ChatClient:
 
 
 async def chat_steadily(client: ChatClient, stop, log: dict, limit: int = 45) -> None:
-    """Send a message a second until `stop` is set (or `limit` are sent); on a closed
-    socket reconnect and resume, as the page does (Account then shows whether it missed
-    anything). Counts log["reconnects"] and appends the time.monotonic() each reconnect
-    completed to log["reconnected"]."""
+    """Send a message a second until `stop` is set; after `limit` (the room's history
+    holds them all) only listen. On a closed socket reconnect and resume, as the page
+    does (Account then shows whether it missed anything). Counts log["reconnects"] and
+    appends the time.monotonic() each reconnect completed to log["reconnected"]."""
     await client.connect()
     n = 0
-    while not stop.is_set() and n < limit:
+    while not stop.is_set():
         try:
-            await client.say(f"{client.nickname} {n}", timeout=10)
-            n += 1
-            await asyncio.sleep(1)
+            if n < limit:
+                await client.say(f"{client.nickname} {n}", timeout=10)
+                n += 1
+                await asyncio.sleep(1)
+            else:  # still there, so that a close is noticed however long the fault lasts
+                with contextlib.suppress(TimeoutError):
+                    await client.next_frame(timeout=1)
         except (websockets.ConnectionClosed, TimeoutError):
             log["reconnects"] += 1
             await client.reconnect(within=60)

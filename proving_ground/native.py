@@ -40,6 +40,8 @@ BINARIES = {
     "nginx": "nginx",
 }
 LOCALHOST = "127.0.0.1"
+# Gunicorn's reloader polls each second; a little more, for its first pass.
+RELOADER_INTERVAL = 1.5
 
 
 # The few variables of this shell a service still gets, as a container gets its image's.
@@ -159,15 +161,27 @@ class PublishedURLs:
 
     def reloaded(self, before: list[int], timeout: float = 60) -> list[int]:
         """Wait until Gunicorn has replaced each of the workers `before` (a saved file
-        reloads them while DEBUG is on) and as many new ones answer; their PIDs."""
+        reloads them while DEBUG is on), each new one has started serving and answers;
+        their PIDs.
+
+        Each new worker must have booted, not just one of them answered: a worker's
+        reloader takes its files' times when it starts and reloads only on a later change,
+        so a file saved while a worker still imports the app would never reload it (the
+        next step's save went unnoticed, CI run 7)."""
         expected = int(self.django_env()["WEB_CONCURRENCY"])
         deadline = time.monotonic() + timeout
         while True:
             workers = self.gunicorn_workers()
             if len(workers) == expected and not set(workers) & set(before):
-                with contextlib.suppress(OSError):
-                    if urllib.request.urlopen(self.http_url + "/healthz", timeout=5).status == 200:
-                        return workers
+                log = self.log_tail("django", 500)
+                if all(f"Started server process [{pid}]" in log for pid in workers):
+                    with contextlib.suppress(OSError):
+                        health = urllib.request.urlopen(self.http_url + "/healthz", timeout=5)
+                        if health.status == 200:
+                            # The reloaders' first pass, begun before the server started
+                            # (Gunicorn's reloader polls each second).
+                            time.sleep(RELOADER_INTERVAL)
+                            return workers
             if time.monotonic() > deadline:
                 raise StackError(f"workers {before} not replaced after {timeout}s: {workers}")
             time.sleep(0.5)

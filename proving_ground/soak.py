@@ -34,8 +34,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import random
+import statistics
 import sys
 import tempfile
 import time
@@ -71,11 +73,15 @@ RESTART_GRACE_S = 10.0
 WORKER_MEMORY = Path(__file__).parent / "worker_memory"
 
 
-def worker_memory_env(memory_dir: str, pythonpath: str | None = None) -> dict[str, str]:
+def worker_memory_env(
+    memory_dir: str, pythonpath: str | None = None, collect: bool = False
+) -> dict[str, str]:
     """The django service's variables that make its workers report their allocators'
-    figures to `memory_dir` (behind `pythonpath`, if the service needs one)."""
+    figures to `memory_dir` (behind `pythonpath`, if the service needs one); with
+    `collect`, each after a full garbage collection."""
     path = ":".join(filter(None, [pythonpath, str(WORKER_MEMORY)]))
-    return {"PYTHONPATH": path, "WORKER_MEMORY_DIR": memory_dir}
+    env = {"PYTHONPATH": path, "WORKER_MEMORY_DIR": memory_dir}
+    return {**env, "WORKER_MEMORY_COLLECT": "1"} if collect else env
 
 
 # After the churn: long enough for each worker's Redis pool to close what the churn left
@@ -160,6 +166,24 @@ class Result:
     def memory_growth_per_session_kib(self, kind: str) -> float:
         grown = self.at("churn").memory_mib(kind) - self.at("warm-up").memory_mib(kind)
         return grown * 1024 / max(1, self.sessions_after_warmup)
+
+    def growth_slope_kib(self, kind: str) -> float:
+        """KiB per session that `kind` (rss, or one of Sample.memory_mib's) grows after
+        the warm-up, as the median of the slopes between every two samples from then on
+        (Theil-Sen): a leak grows with every session, so every pair sees it; a cache or
+        an allocator that fills once is a step that only the pairs across it see."""
+        samples = [s for s in self.samples if s.phase in ("warm-up", "churn")]
+        samples = samples[samples.index(self.at("warm-up")) :]
+
+        def mib(sample: Sample) -> float:
+            return sample.total_rss if kind == "rss" else sample.memory_mib(kind)
+
+        slopes = [
+            (mib(b) - mib(a)) * 1024 / (b.sessions - a.sessions)
+            for a, b in itertools.combinations(samples, 2)
+            if b.sessions > a.sessions
+        ]
+        return statistics.median(slopes)
 
     def targets(self) -> list[tuple[str, bool]]:
         base, after = self.at("baseline"), self.at("after")

@@ -1,7 +1,7 @@
 """Memory under connection churn, bounded: the short form of `make soak`.
 
-The workers' memory is measured after a warm-up and again after a churn of sessions; its
-growth per session must stay under bounds set from measured runs: RSS (BOUND_KIB), and
+The workers' memory is sampled through a churn of sessions after a warm-up; its growth
+per session must stay under bounds set from measured runs: RSS (BOUND_KIB), and
 what the workers' allocators hold live, Python objects and C allocations alike
 (LIVE_BOUND_KIB; RSS also grows while the allocators settle, which is no leak). The same
 measurement of a stack with a known leak of the size issue 13 reported must break both
@@ -15,17 +15,18 @@ from proving_ground.compose import ROOT
 from proving_ground.native import NativeStack, entrypoint_serving
 from proving_ground.soak import Result, soak, worker_memory_env
 
-# Workers' RSS growth per churned session after warm-up, KiB. On this machine a flat run
-# of this test measures +0.5 to +0.8 KiB per session (allocator slack, caches filling);
-# the leak issue 13 reported was about 4 KiB per session with DEBUG off. The bound lies
-# between them.
-BOUND_KIB = 2.0
-# Live bytes per session (both allocators' bytes in use), KiB: flat runs of these tests
-# measure -0.6 to +0.6 (churn and sessions; the 30-minute `make soak PATTERN=sessions`
-# +0.004), the leak about 4.3. Issue 24's growth under quick sessions was free space in
-# the allocators, not live bytes.
+# Growth per session after warm-up, KiB, as the median slope between every two samples
+# (Result.growth_slope_kib), with a full garbage collection before each sample. Three runs
+# of these tests here: flat, RSS +0.6 to +1.2 and live +0.1 to +0.4 (churn and quick
+# sessions); the leak of issue 13's size (4 KiB per session, DEBUG off), RSS +4.6 to +4.8
+# and live +4.4 to +4.5. Each bound lies between them. Measured from the first and last
+# samples alone, a flat run once grew RSS +2.08 and live +3.0 on a fresh CI machine
+# (allocators and caches that fill once, garbage waiting for a full collection).
+BOUND_KIB = 2.5
 LIVE_BOUND_KIB = 2.0
 ISSUE_13_LEAK_KIB = 4.0
+# Samples this often during the churn, for the slopes between them.
+SAMPLE_INTERVAL_S = 5
 ENV = {"WEB_CONCURRENCY": "2", "DEBUG": "0", "DEBUG_ENDPOINTS": "1"}  # echo sessions too
 
 
@@ -37,7 +38,7 @@ def measured(stack: NativeStack, pattern: str, warmup: float = 15) -> Result:
             "native",
             duration=30,
             warmup=warmup,
-            interval=15,
+            interval=SAMPLE_INTERVAL_S,
             clients=40,
             idle=20,
             cooldown=5,
@@ -46,9 +47,11 @@ def measured(stack: NativeStack, pattern: str, warmup: float = 15) -> Result:
         )
     )
     print(
-        f"{pattern}: growth per session over {result.sessions_after_warmup} sessions:"
-        f" RSS {result.rss_growth_per_session_kib():+.2f} KiB,"
-        f" live {result.memory_growth_per_session_kib('live'):+.2f} KiB"
+        f"{pattern}: growth per session over {result.sessions_after_warmup} sessions,"
+        f" median slope (first to last sample): RSS {result.growth_slope_kib('rss'):+.2f}"
+        f" KiB ({result.rss_growth_per_session_kib():+.2f}), live"
+        f" {result.growth_slope_kib('live'):+.2f} KiB"
+        f" ({result.memory_growth_per_session_kib('live'):+.2f})"
     )
     assert result.errors == 0, result.last_error
     assert result.sessions_after_warmup > 1000
@@ -60,15 +63,15 @@ def measured(stack: NativeStack, pattern: str, warmup: float = 15) -> Result:
 
 def reporting_stack(memory_dir: str, env: dict[str, str], **kwargs) -> NativeStack:
     """A native stack whose workers report their allocators' figures to the soak."""
-    probe = worker_memory_env(memory_dir, env.get("PYTHONPATH"))
+    probe = worker_memory_env(memory_dir, env.get("PYTHONPATH"), collect=True)
     return NativeStack(django_env={**env, **probe}, **kwargs)
 
 
 def test_memory_stays_flat_under_churn(tmp_path):
     with reporting_stack(str(tmp_path), ENV) as stack:
         result = measured(stack, "churn")
-    assert result.rss_growth_per_session_kib() < BOUND_KIB
-    assert result.memory_growth_per_session_kib("live") < LIVE_BOUND_KIB
+    assert result.growth_slope_kib("rss") < BOUND_KIB
+    assert result.growth_slope_kib("live") < LIVE_BOUND_KIB
 
 
 def test_live_memory_stays_flat_under_quick_sessions(tmp_path):
@@ -78,7 +81,7 @@ def test_live_memory_stays_flat_under_quick_sessions(tmp_path):
         # it (such as ReceiveBuffers' record of closed channels) still fills: with 15 s,
         # +1.0 KiB live per session here; with 65 s, -0.6.
         result = measured(stack, "sessions", warmup=65)
-    assert result.memory_growth_per_session_kib("live") < LIVE_BOUND_KIB
+    assert result.growth_slope_kib("live") < LIVE_BOUND_KIB
 
 
 def test_a_leak_of_issue_13s_size_breaks_the_bounds(tmp_path):
@@ -87,5 +90,5 @@ def test_a_leak_of_issue_13s_size_breaks_the_bounds(tmp_path):
     env = {**ENV, "LEAK_KIB": str(ISSUE_13_LEAK_KIB), "PYTHONPATH": str(ROOT)}
     with reporting_stack(str(tmp_path), env, django_command=command) as stack:
         result = measured(stack, "churn")
-    assert result.rss_growth_per_session_kib() >= BOUND_KIB
-    assert result.memory_growth_per_session_kib("live") >= LIVE_BOUND_KIB
+    assert result.growth_slope_kib("rss") >= BOUND_KIB
+    assert result.growth_slope_kib("live") >= LIVE_BOUND_KIB
