@@ -717,6 +717,25 @@ def _cores(row: Row, key: str) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
+def command_line(doc: str, modes) -> argparse.Namespace:
+    """A benchmark command's arguments: --mode (one of `modes`; quick by default) and
+    --out (where write_results puts its folder)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--mode", choices=list(modes), default="quick")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
+    return parser.parse_args()
+
+
+def write_results(out: Path, name: str, report: str, data) -> Path:
+    """A new folder under `out`, named by the time, with `name`.md (the report) and
+    `name`.json (the data); the folder."""
+    folder = out / time.strftime("%Y%m%d-%H%M%S")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.md").write_text(report)
+    (folder / f"{name}.json").write_text(json.dumps(data, indent=2))
+    return folder
+
+
 def format_row(row: Row) -> str:
     notes = _notes(row)
     extra = f"  {notes}" if notes else ""
@@ -946,13 +965,9 @@ def main() -> int:
         rows, facts = metrics_cost(), {"instructions per op": metrics_instructions()}
     else:
         rows, facts = run(args.mode)
-    folder = args.out / time.strftime("%Y%m%d-%H%M%S")
-    folder.mkdir(parents=True, exist_ok=True)
     report = markdown(rows, facts, info, args.mode)
-    (folder / "results.md").write_text(report)
-    (folder / "results.json").write_text(
-        json.dumps({"machine": info, "facts": facts, "rows": [asdict(r) for r in rows]}, indent=2)
-    )
+    data = {"machine": info, "facts": facts, "rows": [asdict(r) for r in rows]}
+    folder = write_results(args.out, "results", report, data)
     if args.mode == "tune":
         tune_plot(rows, folder)
     elif args.mode != "metrics":

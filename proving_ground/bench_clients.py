@@ -492,16 +492,9 @@ def main() -> int:
         print(f"{server.name}:")
         with server:
             results.append(measure(server, settings))
-    folder = args.out / time.strftime("%Y%m%d-%H%M%S")
-    folder.mkdir(parents=True, exist_ok=True)
     report = markdown(results, info, args.mode, settings)
-    (folder / "clients.md").write_text(report)
-    (folder / "clients.json").write_text(
-        json.dumps(
-            {"machine": info, "results": [{**asdict(r), "served": r.served} for r in results]},
-            indent=2,
-        )
-    )
+    data = {"machine": info, "results": [{**asdict(r), "served": r.served} for r in results]}
+    folder = bench.write_results(args.out, "clients", report, data)
     plot(results, folder)
     print()
     print(report)

@@ -20,9 +20,7 @@ this.
 
 from __future__ import annotations
 
-import argparse
 import collections
-import json
 import os
 import sys
 import tempfile
@@ -160,17 +158,11 @@ def markdown(result: Breakdown, mode: str) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mode", choices=list(MODES), default="quick")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
-    args = parser.parse_args()
+    args = bench.command_line(__doc__, MODES)
     started = time.monotonic()
     result = measure(MODES[args.mode]["sockets"])
-    folder = args.out / time.strftime("%Y%m%d-%H%M%S")
-    folder.mkdir(parents=True, exist_ok=True)
     report = markdown(result, args.mode)
-    (folder / "memory.md").write_text(report)
-    (folder / "memory.json").write_text(json.dumps(asdict(result), indent=2))
+    folder = bench.write_results(args.out, "memory", report, asdict(result))
     print(report)
     print(f"written to {folder} in {time.monotonic() - started:.0f} s")
     return 0

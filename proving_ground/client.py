@@ -269,3 +269,28 @@ async def one_per_server(
     raise AssertionError(
         f"{attempts} sockets reached {sorted(chosen)}, not all of {sorted(servers)}"
     )
+
+
+async def presence_socket(
+    base_url: str, room: str, origin: str | None = None, headers: dict | None = None
+):
+    """A chat socket in `room` that asked for presence (?presence=1); (socket, history)."""
+    connection = await websockets.connect(
+        ws_url(base_url, f"/ws/talk/{room}/?presence=1"),
+        origin=origin or base_url,
+        additional_headers=headers or {},
+        open_timeout=10,
+    )
+    history = json.loads(await asyncio.wait_for(connection.recv(), 10))
+    if history.get("type") != "history":
+        raise AssertionError(f"expected history, got {history}")
+    return connection, history
+
+
+async def presence_until(connection, predicate, timeout: float = 10) -> dict:
+    """The first presence frame on `connection` for which `predicate(frame)` holds."""
+    async with asyncio.timeout(timeout):
+        while True:
+            frame = json.loads(await connection.recv())
+            if frame["type"] == "presence" and predicate(frame):
+                return frame

@@ -123,6 +123,11 @@ class Settings(BaseSettings):
     # Seconds a ticket (for clients without the session cookie) stays valid: long enough
     # to open a socket with it, short enough that a leaked one is soon worthless.
     realtime_ticket_max_age: int = Field(default=30, ge=1)
+    # Who is in each chat room (realtime/presence.py), and how many seconds the sockets of
+    # a worker that died without a goodbye still show: each worker refreshes its own
+    # every third of that.
+    realtime_presence: bool = True
+    realtime_presence_ttl: float = Field(default=15.0, ge=3)
     # Prometheus metrics on /metrics (docs/monitoring.md); 0 saves what counting costs.
     metrics: bool = True
 

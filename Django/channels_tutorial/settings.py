@@ -152,6 +152,8 @@ WS_RATE_BURST = env.ws_rate_burst
 REALTIME_RESUME_LIMIT = env.realtime_resume_limit
 REALTIME_GUESTS = env.realtime_guests
 REALTIME_TICKET_MAX_AGE = env.realtime_ticket_max_age
+REALTIME_PRESENCE = env.realtime_presence
+REALTIME_PRESENCE_TTL = env.realtime_presence_ttl
 
 # After signing in or out, back to the chat.
 LOGIN_REDIRECT_URL = "talk:index"

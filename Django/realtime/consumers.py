@@ -10,6 +10,7 @@ from django.conf import settings
 from . import metrics
 from .layer import ChannelLayerLost, GuardedLayer, reset_layer_pools
 from .membership import monitor_for
+from .presence import listeners_group, presence_for
 from .ratelimit import TokenBucket
 
 logger = logging.getLogger(__name__)
@@ -33,6 +34,9 @@ CLOSE_SIGN_IN_REQUIRED = 4401
 # Close code for a socket that may not join what it asked for, or post what it sent
 # (may_join, may_post).
 CLOSE_FORBIDDEN = 4403
+# Seconds a socket stays in presence after its worker's last refresh, unless settings say
+# otherwise (REALTIME_PRESENCE_TTL): how long a killed worker's sockets still show.
+PRESENCE_TTL = 15.0
 
 
 class Refused(Exception):
@@ -73,6 +77,12 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
       ``on_<type>``; False closes with 4403).
     - ``raise Refused(reason, code, detail)`` anywhere in the handshake or a handler:
       the same refusal, with your own reason and close code.
+    - ``track_presence``: list this socket in the presence of each group it joins
+      (realtime/presence.py), unless settings.REALTIME_PRESENCE is off.
+      ``presence_name()`` is what the others see: the username, "" for a guest. A socket
+      that connected with ``?presence=1`` (``wants_presence()``) gets each change as
+      ``{"type": "presence", "users", "user_count", "guests", "sockets", "joined",
+      "left"}``, within half a second, its own arrival first.
     - ``metrics_route``: the ``route`` label of this socket's metrics (realtime/metrics.py;
       by default the class name without "Consumer", lower case).
 
@@ -86,6 +96,7 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
     watch_membership = False
     membership_check_interval = 2.0
     allow_guests: bool | None = None  # None: settings.REALTIME_GUESTS
+    track_presence = False
     event_db_cleanup = True
     _channel_layer = None
 
@@ -105,6 +116,7 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
 
     async def __call__(self, scope, receive, send):
         self.joined: list[str] = []
+        self.present_in: list[str] = []  # groups whose presence lists this socket
         self.accepted = False
         self.refusing = False
         self.close_code = None
@@ -124,6 +136,7 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
             await reset_layer_pools(lost.layer)
         finally:
             self._watch([])
+            self._forget_presence()
             if self.accepted:
                 self.route_metrics.sockets_open.dec()
                 self.route_metrics.closed(self.close_code)
@@ -197,6 +210,24 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
     async def may_post(self, content) -> bool:
         return True
 
+    def presence_name(self) -> str:
+        user = getattr(self, "user", None)
+        return user.get_username() if user is not None and user.is_authenticated else ""
+
+    def wants_presence(self) -> bool:
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        return query.get("presence", [""])[-1] == "1"
+
+    async def presence_changed(self, event):
+        await self.send_json(
+            {
+                "type": "presence",
+                **event["presence"],
+                "joined": event["joined"],
+                "left": event["left"],
+            }
+        )
+
     async def _refused(self, refused: Refused) -> None:
         if self.accepted:
             if str(refused):
@@ -237,6 +268,7 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
         self._watch([])
         for group in self.joined:
             with contextlib.suppress(ChannelLayerLost):  # Redis may be the reason we left
+                await self._leave_presence(group)
                 await self.channel_layer.group_discard(group, self.channel_name)
         await super().websocket_disconnect(message)
 
@@ -247,6 +279,7 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
         await self.channel_layer.group_add(group, self.channel_name)
         if group not in self.joined:
             self.joined.append(group)
+            await self._enter_presence(group)
         self._watch(self.watched_groups())
 
     async def leave(self, group: str) -> None:
@@ -254,7 +287,47 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
         if group in self.joined:
             self.joined.remove(group)
         self._watch(self.watched_groups())  # first: leaving is not Redis losing it
+        await self._leave_presence(group)
         await self.channel_layer.group_discard(group, self.channel_name)
+
+    def _presence(self):
+        if not (self.track_presence and getattr(settings, "REALTIME_PRESENCE", True)):
+            return None
+        ttl = getattr(settings, "REALTIME_PRESENCE_TTL", PRESENCE_TTL)
+        return presence_for(self.channel_layer.layer, ttl)
+
+    async def _enter_presence(self, group: str) -> None:
+        if (presence := self._presence()) is None:
+            return
+        if self.wants_presence():  # first: its own arrival is the first event it gets
+            await self.channel_layer.group_add(listeners_group(group), self.channel_name)
+        self.present_in.append(group)
+        self.route_metrics.present.inc()
+        try:
+            await presence.enter(group, self.channel_name, self.presence_name())
+        except GuardedLayer.errors as error:
+            raise ChannelLayerLost(self.channel_layer.layer) from error
+
+    async def _leave_presence(self, group: str) -> None:
+        if group not in self.present_in or (presence := self._presence()) is None:
+            return
+        self.present_in.remove(group)
+        self.route_metrics.present.dec()
+        try:
+            await presence.leave(group, self.channel_name, self.presence_name())
+        except GuardedLayer.errors as error:
+            raise ChannelLayerLost(self.channel_layer.layer) from error
+        if self.wants_presence():
+            await self.channel_layer.group_discard(listeners_group(group), self.channel_name)
+
+    def _forget_presence(self) -> None:
+        """A socket that ended without leaving (its layer lost): this worker stops
+        refreshing its entries, which expire."""
+        if self.present_in and (presence := self._presence()) is not None:
+            for group in self.present_in:
+                presence.forget(group, self.channel_name, self.presence_name())
+                self.route_metrics.present.dec()
+        self.present_in = []
 
     def watched_groups(self) -> list[str]:
         """The class's groups and those joined since."""

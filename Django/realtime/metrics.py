@@ -35,6 +35,16 @@ SOCKETS_OPEN = Gauge(
     # Summed over the workers that are alive: a dead worker's sockets are gone.
     multiprocess_mode="livesum",
 )
+PRESENT = Gauge(
+    "realtime_presence_sockets",
+    "Sockets listed in their groups' presence (track_presence), by route.",
+    ["route"],
+    multiprocess_mode="livesum",
+)
+PRESENCE_EXPIRED = Counter(
+    "realtime_presence_expired_total",
+    "Presence entries taken out because their worker stopped refreshing them (it died).",
+)
 HANDSHAKES_ACCEPTED = Counter(
     "realtime_handshakes_accepted_total", "WebSocket handshakes accepted.", ["route"]
 )
@@ -188,6 +198,7 @@ class RouteMetrics:
     frames_sent_bytes: Tally
     frames_dropped: Counter
     delivery_lag: TallyHistogram
+    present: Gauge
     route: str
 
     def refused(self, reason: str) -> None:
@@ -263,7 +274,7 @@ LAYER_OPERATIONS = ("group_send", "group_add", "group_discard", "receive", "send
 def for_route(route: str) -> RouteMetrics:
     if not enabled():
         uncounted = _Uncounted()
-        return UncountedRoute(*[uncounted] * 8, route=route)
+        return UncountedRoute(*[uncounted] * 9, route=route)
     for kind in ERROR_KINDS:
         ERROR_FRAMES.labels(route, kind)
     for reason in REFUSAL_REASONS:
@@ -282,6 +293,7 @@ def for_route(route: str) -> RouteMetrics:
         frames_sent_bytes=tallied(Tally(FRAMES_SENT_BYTES.labels(route))),
         frames_dropped=FRAMES_DROPPED.labels(route),
         delivery_lag=tallied(TallyHistogram(DELIVERY_LAG_SECONDS.labels(route))),
+        present=PRESENT.labels(route),
         route=route,
     )
 

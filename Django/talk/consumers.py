@@ -20,6 +20,8 @@ class TalkConsumer(StreamConsumer):
     # A socket that Redis silently dropped from its room (Redis restarted or flushed)
     # would hear nothing more; closed, the page reconnects and resumes.
     watch_membership = True
+    # Who is in the room, on every worker and replica; the page asks for the changes.
+    track_presence = True
     history_length = services.HISTORY_LENGTH
     # talk_message only forwards to the socket; the database work runs in services,
     # whose database_sync_to_async closes stale connections itself. Without Channels'

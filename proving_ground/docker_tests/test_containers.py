@@ -25,6 +25,9 @@ from proving_ground.tests.test_chat import (  # noqa: F401 - collected here, on 
 )
 from proving_ground.tests.test_faults import assert_survives
 from proving_ground.tests.test_http import test_index_is_answered_by_django  # noqa: F401
+from proving_ground.tests.test_presence import (  # noqa: F401 - collected here, on the containers
+    test_every_worker_tells_the_same_room,
+)
 from proving_ground.tests.test_websocket import (  # noqa: F401
     test_broadcast_reaches_clients_on_two_worker_processes,
     test_echo_through_nginx,

@@ -1,7 +1,8 @@
 """docker-stack.yml on a single-node swarm: django replicated behind nginx (dnsrr, host-mode
 port), secrets as Swarm secrets; a chat message crosses replicas, a killed replica is
 replaced while the others' sockets stay open, and a rolling update loses no acknowledged
-message. Prometheus, with the monitoring override's config unchanged, finds every task."""
+message; every replica tells the same presence, and a killed one's sockets leave it in
+time. Prometheus, with the monitoring override's config unchanged, finds every task."""
 
 import asyncio
 import contextlib
@@ -13,8 +14,9 @@ import pytest
 import websockets
 import yaml
 
+from channels_tutorial.config import Settings
 from proving_ground import faults
-from proving_ground.client import ChatClient, one_per_server
+from proving_ground.client import ChatClient, one_per_server, presence_socket, presence_until
 from proving_ground.compose import ROOT
 from proving_ground.docker import MONITORING_FILE, docker
 from proving_ground.faults import everyone_hears
@@ -112,14 +114,48 @@ async def test_a_chat_message_crosses_replicas(swarm):
         await client.close()
 
 
+async def presence_on_each(swarm, name: str) -> dict:
+    """{replica's host name: a socket in room `name` that asked for presence}."""
+    held = {}
+    for _ in range(60):
+        connection, history = await presence_socket(swarm.http_url, name, origin=ORIGIN)
+        if history["server"] in held:
+            await connection.close()
+        else:
+            held[history["server"]] = connection
+        if len(held) == swarm.replicas:
+            return held
+    raise AssertionError(f"presence sockets reached {sorted(held)} only")
+
+
 async def test_a_killed_replica_is_replaced_and_the_others_sockets_stay_open(swarm):
     name = room()
     clients = await clients_on(swarm, swarm.django_hostnames(), name)
     victim, survivors = clients[0], clients[1:]
-    swarm.kill_django(victim.server)
+    # Presence: the same on every replica (three chat sockets, three listeners).
+    listeners = await presence_on_each(swarm, name)
+    everyone = {"users": [], "user_count": 0, "guests": 6, "sockets": 6}
+    for frame in await asyncio.gather(
+        *(presence_until(c, lambda f: f["sockets"] == 6) for c in listeners.values())
+    ):
+        assert {key: frame[key] for key in everyone} == everyone
+    swarm.kill_django(victim.server)  # SIGKILL: no goodbye, its sockets only expire
+    killed = time.monotonic()
     with pytest.raises(websockets.ConnectionClosed):
         await victim.wait_for(lambda f: False, timeout=10)
-    replaced = await asyncio.to_thread(swarm.wait_healthy, 180)
+    replacing = asyncio.create_task(asyncio.to_thread(swarm.wait_healthy, 180))
+    ttl = Settings.model_fields["realtime_presence_ttl"].default
+    alive = [c for server, c in listeners.items() if server != victim.server]
+    frames = await asyncio.gather(
+        *(presence_until(c, lambda f: f["sockets"] == 4, timeout=ttl * 3) for c in alive)
+    )
+    took = time.monotonic() - killed
+    assert all((f["guests"], f["sockets"]) == (4, 4) for f in frames), frames
+    # Expired by then, seen at the next refresh of a survivor, told within half a second.
+    assert took <= ttl + ttl / 3 + 3, f"{took:.1f} s"
+    for connection in listeners.values():
+        await connection.close()
+    replaced = await replacing
     assert victim.server not in swarm.django_hostnames()
     assert len(swarm.django_hostnames()) == 3, f"not replaced after {replaced:.0f}s"
     assert all(client.is_open for client in survivors)

@@ -173,3 +173,19 @@ def test_bench_memory_smoke_puts_each_sockets_bytes_down_to_who_asked(tmp_path):
     report = (folder / "memory.md").read_text()
     assert "| who asked for it | KiB per socket | share |" in report
     assert report in result.stdout
+
+
+def test_bench_presence_smoke_counts_redis_commands_on_both_sides(tmp_path):
+    # make bench-presence, smoke mode: presence on costs Redis commands per idle socket
+    # (its refreshes: ZADD, EXPIRE, ZRANGEBYSCORE), off costs none of those; both sides
+    # broadcast.
+    result, folder = smoke("bench_presence", tmp_path)
+    on, off = json.loads((folder / "presence.json").read_text())
+    assert (on["name"], off["name"]) == ("presence on", "presence off")
+    for command in ("zadd", "expire", "zrangebyscore"):
+        assert on["by_command"].get(command, 0) > 0, on["by_command"]
+        assert off["by_command"].get(command, 0) <= 0, off["by_command"]
+    assert on["commands_per_socket_minute"] > off["commands_per_socket_minute"]
+    assert on["deliveries"] > 0 and off["deliveries"] > 0
+    report = (folder / "presence.md").read_text()
+    assert report in result.stdout

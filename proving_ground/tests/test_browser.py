@@ -238,6 +238,8 @@ def test_a_signed_up_user_chats_under_their_name_beside_a_guest(
     guest.goto(f"{base}/talk/{room}/")
     for page in (ann, guest):
         expect(page.locator("#state")).to_have_attribute("data-state", "open")
+        # Who is here, the same on both pages whichever worker each is on.
+        expect(page.locator("#presence")).to_have_text(f"Here now: {name}, 1 guest")
     ann.fill("#text", "signed in")
     ann.press("#text", "Enter")
     send(guest, name, "me, honestly")
@@ -246,3 +248,5 @@ def test_a_signed_up_user_chats_under_their_name_beside_a_guest(
     assert ann.errors == [] and guest.errors == []
     if address == "http_url":
         guest.screenshot(path=str(output_dir / "signed-in.png"))
+    ann.close()
+    expect(guest.locator("#presence")).to_have_text("Here now: 1 guest")

@@ -13,6 +13,7 @@
   const form = document.getElementById("composer");
   const nickname = document.getElementById("nickname");
   const text = document.getElementById("text");
+  const here = document.getElementById("presence");
   let epoch = null;  // the room's epoch and the offset of the last message shown
   let offset = null;
   // Refusals a retry cannot change (realtime/consumers.py, talk/consumers.py).
@@ -70,11 +71,20 @@
     list.scrollTop = list.scrollHeight;
   }
 
+  // Who is in the room: the server's summary, sent on every change (presence=1).
+  function showPresence(frame) {
+    const names = frame.users.slice();
+    if (frame.user_count > names.length) names.push(`${frame.user_count - names.length} more`);
+    if (frame.guests) names.push(`${frame.guests} guest${frame.guests === 1 ? "" : "s"}`);
+    here.textContent = `Here now: ${names.join(", ") || "nobody"}`;
+    here.dataset.sockets = frame.sockets;
+  }
+
   function connect() {
     setState("connecting", "connecting…");
     const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const since = offset === null ? "" : `?epoch=${encodeURIComponent(epoch)}&offset=${offset}`;
-    socket = new WebSocket(`${scheme}://${location.host}/ws/talk/${encodeURIComponent(room)}/${since}`);
+    const since = offset === null ? "" : `&epoch=${encodeURIComponent(epoch)}&offset=${offset}`;
+    socket = new WebSocket(`${scheme}://${location.host}/ws/talk/${encodeURIComponent(room)}/?presence=1${since}`);
     socket.addEventListener("message", (event) => {
       const frame = JSON.parse(event.data);
       if (frame.type === "history") {
@@ -98,7 +108,8 @@
           epoch = frame.epoch;
           addMessage(frame);
         }
-      } else if (frame.type === "error") showError(frame.detail);
+      } else if (frame.type === "presence") showPresence(frame);
+      else if (frame.type === "error") showError(frame.detail);
     });
     socket.addEventListener("close", (event) => {
       if (event.code in REFUSED) {

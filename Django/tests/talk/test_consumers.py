@@ -189,3 +189,52 @@ async def test_a_member_taken_off_a_private_room_can_no_longer_post():
     assert (await member.receive_json_from())["detail"] == "you may not post here"
     assert await member.receive_output() == {"type": "websocket.close", "code": 4403}
     assert await message_count() == 0
+
+
+# -- presence ---------------------------------------------------------------------------
+
+
+async def listening(headers=()):
+    """A socket in the lobby that asked for presence (?presence=1); its history read."""
+    communicator = WebsocketCommunicator(
+        application, "/ws/talk/lobby/?presence=1", headers=[*ORIGIN, *headers]
+    )
+    connected, _ = await communicator.connect()
+    assert connected
+    assert (await communicator.receive_json_from())["type"] == "history"
+    return communicator
+
+
+async def test_a_listener_hears_who_comes_and_goes_users_by_name_guests_counted():
+    watcher = await listening()
+    first = await watcher.receive_json_from(timeout=3)
+    assert first == {
+        "type": "presence",
+        **{"users": [], "user_count": 0, "guests": 1, "sockets": 1},
+        **{"joined": [""], "left": []},
+    }
+    ann, _ = await joined_as("ann")
+    arrived = await watcher.receive_json_from(timeout=3)
+    assert (arrived["users"], arrived["guests"], arrived["sockets"]) == (["ann"], 1, 2)
+    assert arrived["joined"] == ["ann"]
+    await ann.disconnect()
+    gone = await watcher.receive_json_from(timeout=3)
+    assert (gone["users"], gone["sockets"], gone["left"]) == ([], 1, ["ann"])
+    await watcher.disconnect()
+
+
+async def test_a_socket_that_did_not_ask_gets_no_presence_frames_but_is_counted():
+    quiet, _ = await joined()
+    watcher = await listening([await session_cookie("bob")])
+    frame = await watcher.receive_json_from(timeout=3)
+    assert (frame["users"], frame["guests"], frame["sockets"]) == (["bob"], 1, 2)
+    assert await quiet.receive_nothing(timeout=1)
+    for communicator in (quiet, watcher):
+        await communicator.disconnect()
+
+
+async def test_presence_off_in_settings_lists_no_one(settings):
+    settings.REALTIME_PRESENCE = False
+    watcher = await listening()
+    assert await watcher.receive_nothing(timeout=1)
+    await watcher.disconnect()

@@ -1,0 +1,249 @@
+"""Who is connected to a group: the same answer on every worker and replica.
+
+Each socket in a group is an entry of one Redis sorted set per group (on the shard that
+holds the group), scored with the time the entry expires. Each worker refreshes its own
+sockets' entries every ttl/3 seconds, in one pipelined round trip per shard whatever the
+number of sockets, and takes out the entries whose time has passed: the sockets of a
+killed worker or replica leave within ttl of their last refresh. Whoever takes an entry
+out (the socket leaving, or a refresh finding it expired) tells the group's listeners
+(the sockets that asked, in listeners_group), so each change is told once; a worker's
+changes of NOTIFY_INTERVAL go as one event, with the whole summary read from Redis: a
+client that missed one is right at the next.
+
+An entry is "<channel name> <name>": the name is the user's (usernames have no spaces),
+empty for a guest. Needs RedisChannelLayer (or the in-memory layer, in one process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+
+from channels.layers import InMemoryChannelLayer
+from channels_redis.core import RedisChannelLayer
+from redis.exceptions import RedisError
+
+from . import metrics
+
+logger = logging.getLogger(__name__)
+
+# At most this many names in a summary (sorted); the counts are always whole.
+LIST_LIMIT = 100
+# The event a change sends to the group's listeners (a consumer's presence_changed).
+EVENT_TYPE = "presence.changed"
+# Changes a worker saw within this many seconds go out as one event per group: a storm
+# of 500 sockets joining would otherwise send each listener 500 events.
+NOTIFY_INTERVAL = 0.5
+
+
+def listeners_group(group: str) -> str:
+    """The group of the sockets that want `group`'s presence events."""
+    return f"{group}.presence"
+
+
+@dataclass(frozen=True)
+class Summary:
+    users: list[str]  # signed-in users present, sorted, at most LIST_LIMIT
+    user_count: int  # signed-in users present (one however many sockets each has)
+    guests: int  # guests' sockets
+    sockets: int  # every socket present
+
+
+def summarize(entries: list[str]) -> Summary:
+    names = [entry.partition(" ")[2] for entry in entries]
+    users = sorted({name for name in names if name})
+    guests = names.count("")
+    return Summary(users[:LIST_LIMIT], len(users), guests, len(names))
+
+
+def event(summary: Summary, joined: list[str] = (), left: list[str] = ()) -> dict:
+    """The event that tells a change: who came and went (names; "" for a guest) and the
+    summary after it."""
+    return {
+        "type": EVENT_TYPE,
+        "presence": asdict(summary),
+        "joined": list(joined),
+        "left": list(left),
+    }
+
+
+@dataclass
+class _Changes:
+    joined: list[str] = field(default_factory=list)
+    left: list[str] = field(default_factory=list)
+
+
+class Presence:
+    """One worker's entries in one layer's presence sets: refreshed while it has any, and
+    its changes told to each group's listeners every NOTIFY_INTERVAL."""
+
+    def __init__(self, layer, ttl: float, notify_interval: float = NOTIFY_INTERVAL):
+        self.layer, self.ttl, self.notify_interval = layer, ttl, notify_interval
+        self.local: dict[str, set[str]] = {}  # group -> this worker's entries
+        self.changes: dict[str, _Changes] = {}  # group -> not yet told
+        self.task: asyncio.Task | None = None
+        self.loop = asyncio.get_running_loop()
+        self.store = RedisStore(layer) if isinstance(layer, RedisChannelLayer) else LocalStore()
+
+    async def enter(self, group: str, channel: str, name: str) -> None:
+        entry = f"{channel} {name}"
+        await self.store.enter(group, entry, time.time(), self.ttl)
+        self.local.setdefault(group, set()).add(entry)
+        self.changes.setdefault(group, _Changes()).joined.append(name)
+        self._start()
+
+    async def leave(self, group: str, channel: str, name: str) -> None:
+        entry = self.forget(group, channel, name)
+        # Not removed: a refresh took it out already (and told that).
+        if await self.store.leave(group, entry):
+            self.changes.setdefault(group, _Changes()).left.append(name)
+            self._start()
+
+    def forget(self, group: str, channel: str, name: str) -> str:
+        """Stop refreshing a socket's entry (it expires); the entry."""
+        entry = f"{channel} {name}"
+        entries = self.local.get(group, set())
+        entries.discard(entry)
+        if not entries:
+            self.local.pop(group, None)
+        return entry
+
+    async def present(self, group: str) -> Summary:
+        return summarize(await self.store.present(group, time.time()))
+
+    def _start(self) -> None:
+        if self.task is None or self.task.done():
+            self.task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        refreshed = time.monotonic()
+        while self.local or self.changes:
+            await asyncio.sleep(self.notify_interval)
+            try:
+                if self.local and time.monotonic() - refreshed >= self.ttl / 3:
+                    refreshed = time.monotonic()
+                    await self._refresh()
+                await self._notify()
+            except (RedisError, OSError) as error:
+                # Redis is away: the consumers' own calls report that; try again next time.
+                logger.warning("presence: %s", error)
+
+    async def _refresh(self) -> None:
+        local = {group: sorted(entries) for group, entries in self.local.items()}
+        expired = await self.store.refresh(local, time.time(), self.ttl)
+        for group, gone in expired.items():
+            if metrics.enabled():
+                metrics.PRESENCE_EXPIRED.inc(len(gone))
+            names = [entry.partition(" ")[2] for entry in gone]
+            self.changes.setdefault(group, _Changes()).left.extend(names)
+
+    async def _notify(self) -> None:
+        changes, self.changes = self.changes, {}
+        for group, change in changes.items():
+            summary = await self.present(group)
+            await self.layer.group_send(
+                listeners_group(group), event(summary, change.joined, change.left)
+            )
+
+
+class RedisStore:
+    def __init__(self, layer: RedisChannelLayer):
+        self.layer = layer
+
+    def key(self, group: str) -> str:
+        return f"{self.layer.prefix}:presence:{group}"
+
+    def connection(self, group: str):
+        return self.layer.connection(self.layer.consistent_hash(group))
+
+    async def enter(self, group: str, entry: str, now: float, ttl: float) -> None:
+        key = self.key(group)
+        async with self.connection(group).pipeline(transaction=False) as pipe:
+            pipe.zadd(key, {entry: now + ttl})
+            # A group whose every worker is gone leaves no key behind.
+            pipe.expire(key, int(ttl * 2) + 1)
+            await pipe.execute()
+
+    async def leave(self, group: str, entry: str) -> bool:
+        return bool(await self.connection(group).zrem(self.key(group), entry))
+
+    async def present(self, group: str, now: float) -> list[str]:
+        return _decoded(await self.connection(group).zrangebyscore(self.key(group), now, "+inf"))
+
+    async def refresh(self, local: dict[str, list[str]], now: float, ttl: float) -> dict:
+        """This worker's entries given a new expiry, and the expired entries of their
+        groups taken out: {group: entries this call took out}, where it took some."""
+        by_shard: dict[int, list[str]] = {}
+        for group in local:
+            by_shard.setdefault(self.layer.consistent_hash(group), []).append(group)
+        taken = {}
+        for shard, groups in by_shard.items():
+            connection = self.layer.connection(shard)
+            async with connection.pipeline(transaction=False) as pipe:
+                for group in groups:
+                    key = self.key(group)
+                    pipe.zadd(key, dict.fromkeys(local[group], now + ttl))
+                    pipe.expire(key, int(ttl * 2) + 1)
+                    pipe.zrangebyscore(key, "-inf", f"({now}")
+                expired = (await pipe.execute())[2::3]
+            stale = [(g, _decoded(e)) for g, e in zip(groups, expired, strict=True) if e]
+            if not stale:
+                continue
+            async with connection.pipeline(transaction=False) as pipe:
+                for group, entries in stale:
+                    for entry in entries:
+                        pipe.zrem(self.key(group), entry)
+                removed = iter(await pipe.execute())
+            for group, entries in stale:
+                # Only what this call removed: another worker may have been first.
+                if gone := [entry for entry in entries if next(removed)]:
+                    taken[group] = gone
+        return taken
+
+
+class LocalStore:
+    """The same in one process's memory, for the in-memory layer (tests, one worker)."""
+
+    def __init__(self):
+        self.expiry: dict[str, dict[str, float]] = {}
+
+    async def enter(self, group: str, entry: str, now: float, ttl: float) -> None:
+        self.expiry.setdefault(group, {})[entry] = now + ttl
+
+    async def leave(self, group: str, entry: str) -> bool:
+        return self.expiry.get(group, {}).pop(entry, None) is not None
+
+    async def present(self, group: str, now: float) -> list[str]:
+        return sorted(e for e, t in self.expiry.get(group, {}).items() if t >= now)
+
+    async def refresh(self, local: dict[str, list[str]], now: float, ttl: float) -> dict:
+        taken = {}
+        for group, entries in local.items():
+            expiry = self.expiry.setdefault(group, {})
+            expiry.update(dict.fromkeys(entries, now + ttl))
+            if gone := [e for e, t in expiry.items() if t < now]:
+                for entry in gone:
+                    del expiry[entry]
+                taken[group] = gone
+        return taken
+
+
+def _decoded(entries: list) -> list[str]:
+    return [e.decode() if isinstance(e, bytes) else e for e in entries]
+
+
+_trackers: dict[int, Presence] = {}
+
+
+def presence_for(layer, ttl: float) -> Presence | None:
+    """This worker's presence for `layer`, or None where the layer has no store for it
+    (RedisPubSubChannelLayer)."""
+    if not isinstance(layer, (RedisChannelLayer, InMemoryChannelLayer)):
+        return None
+    loop = asyncio.get_running_loop()
+    presence = _trackers.get(id(layer))
+    if presence is None or presence.loop is not loop or presence.layer is not layer:
+        presence = _trackers[id(layer)] = Presence(layer, ttl)
+    return presence
