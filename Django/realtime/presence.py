@@ -129,6 +129,9 @@ class Presence:
             except (RedisError, OSError) as error:
                 # Redis is away: the consumers' own calls report that; try again next time.
                 logger.warning("presence: %s", error)
+            except Exception:
+                # Never the end of the loop: without refreshes, live sockets would expire.
+                logger.exception("presence: refresh or notification failed")
 
     async def _refresh(self) -> None:
         local = {group: sorted(entries) for group, entries in self.local.items()}
