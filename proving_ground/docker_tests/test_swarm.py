@@ -16,7 +16,13 @@ import yaml
 
 from channels_tutorial.config import Settings
 from proving_ground import faults
-from proving_ground.client import ChatClient, one_per_server, presence_socket, presence_until
+from proving_ground.client import (
+    ChatClient,
+    one_per_server,
+    one_per_worker,
+    presence_socket,
+    presence_until,
+)
 from proving_ground.compose import ROOT
 from proving_ground.docker import MONITORING_FILE, docker
 from proving_ground.faults import everyone_hears
@@ -116,16 +122,15 @@ async def test_a_chat_message_crosses_replicas(swarm):
 
 async def presence_on_each(swarm, name: str) -> dict:
     """{replica's host name: a socket in room `name` that asked for presence}."""
-    held = {}
-    for _ in range(60):
+
+    async def connect():
         connection, history = await presence_socket(swarm.http_url, name, origin=ORIGIN)
-        if history["server"] in held:
-            await connection.close()
-        else:
-            held[history["server"]] = connection
-        if len(held) == swarm.replicas:
-            return held
-    raise AssertionError(f"presence sockets reached {sorted(held)} only")
+        return connection, history["server"]
+
+    held, spares = await one_per_worker(swarm.django_hostnames(), connect)
+    for spare in spares:
+        await spare.close()
+    return held
 
 
 async def test_a_killed_replica_is_replaced_and_the_others_sockets_stay_open(swarm):
