@@ -204,15 +204,23 @@ async def closed_then_rejoined(clients: list[ChatClient], codes: set[int], event
 async def finish(stack, outcome: Outcome, clients: list[ChatClient]) -> None:
     """Count what the clients had acknowledged; bring each up to its room's last stored
     message (reconnecting and resuming if its socket is closed), hold what it got against
-    the room's stored messages since it joined (Outcome.account), and close it."""
+    the room's stored messages since it joined (Outcome.account), and close it. Rooms are
+    read once each, after every message was sent, and the clients settle all at once."""
+    joined = [client for client in clients if client.joined_at is not None]
+    rooms = sorted({client.room for client in joined})
+    offsets = await asyncio.gather(*(asyncio.to_thread(room_offsets, stack, r) for r in rooms))
+    stored = dict(zip(rooms, offsets, strict=True))
+
+    async def settle(client: ChatClient) -> None:
+        await client.catch_up(max(stored[client.room], default=0))
+
+    await asyncio.gather(*(settle(client) for client in joined))
     for client in clients:
         outcome.acknowledged += client.acknowledged
-        if client.joined_at is not None:
-            stored = await asyncio.to_thread(room_offsets, stack, client.room)
-            await client.catch_up(max(stored, default=0))
-            outcome.account += client.account(stored)
-            outcome.clients += 1
-        await client.close()
+    for client in joined:
+        outcome.account += client.account(stored[client.room])
+        outcome.clients += 1
+    await asyncio.gather(*(client.close() for client in clients))
 
 
 async def _closed_within(client: ChatClient, seconds: float) -> int | None:

@@ -1,6 +1,7 @@
 """A user of the site over HTTP, as a browser is: cookies kept, Django's CSRF token sent
 with every POST. Signs up, asks for socket tickets, and gives the Cookie header that
-opens a WebSocket as that user."""
+opens a WebSocket as that user. With `https_host`, the user of a production stack, as
+its TLS proxy in front of nginx would pass the browser's requests on."""
 
 from __future__ import annotations
 
@@ -8,15 +9,29 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
-from http.cookiejar import CookieJar
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 
 PASSWORD = "correct horse battery staple 7"
 
 
+class _BehindTLS(DefaultCookiePolicy):
+    """Secure cookies (production's) go back over the plain hop from the TLS proxy."""
+
+    def return_ok_secure(self, cookie, request) -> bool:
+        return True
+
+
 class SiteUser:
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, https_host: str | None = None) -> None:
         self.base = base_url
-        self.jar = CookieJar()
+        # What the TLS proxy passes on: the site's name, the scheme, and the browser's
+        # Origin (Django's CSRF check compares it with the host for HTTPS requests).
+        self.proxied = (
+            {"Host": https_host, "X-Forwarded-Proto": "https", "Origin": f"https://{https_host}"}
+            if https_host
+            else {}
+        )
+        self.jar = CookieJar(_BehindTLS() if https_host else None)
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
         self.username: str | None = None  # once signed up
 
@@ -25,7 +40,8 @@ class SiteUser:
 
     def request(self, path: str, data: bytes | None = None, headers: dict | None = None):
         """(status, body) of a GET, or a POST with `data`; redirects followed."""
-        request = urllib.request.Request(self.base + path, data=data, headers=headers or {})
+        headers = {**self.proxied, **(headers or {})}
+        request = urllib.request.Request(self.base + path, data=data, headers=headers)
         try:
             with self.opener.open(request, timeout=15) as response:
                 return response.status, response.read().decode()

@@ -2,11 +2,15 @@
 workers as the CPU limit allows, rounded up, not one per CPU of the host; and the memory
 those workers would need with every connection nginx.conf lets them take (two per
 proxied WebSocket), measured per socket here, inside the memory limit. The stack runs
-the monitoring override beside production, with the production secrets."""
+the monitoring override beside production, with the production secrets, and with guests
+off (REALTIME_GUESTS=0): only signed-in users open sockets, signed in over HTTPS as the
+TLS proxy in front of nginx passes it on."""
 
 import asyncio
+import json
 import math
 import re
+import uuid
 
 import httpx
 import psutil
@@ -17,6 +21,7 @@ from proving_ground.client import ws_url
 from proving_ground.compose import COMPOSE_FILE, PROD_FILE, ROOT
 from proving_ground.docker import MONITORING_FILE, DockerStack, allow_host, write_prod_env
 from proving_ground.prometheus import Prometheus
+from proving_ground.site import SiteUser
 
 HOST = "chat.example.com"
 SOCKETS = 500  # held through nginx to measure what one costs its worker
@@ -25,11 +30,47 @@ MiB = 1024 * 1024
 
 @pytest.fixture(scope="module")
 def prod():
-    stack = DockerStack(files=(COMPOSE_FILE.name, PROD_FILE.name, MONITORING_FILE))
+    stack = DockerStack(
+        files=(COMPOSE_FILE.name, PROD_FILE.name, MONITORING_FILE),
+        environment={"django": {"REALTIME_GUESTS": "0"}},
+    )
     write_prod_env(stack.dir)
     allow_host(stack.dir, HOST)
     with stack:
         yield stack
+
+
+@pytest.fixture(scope="module")
+def member(prod) -> SiteUser:
+    return SiteUser(prod.http_url, https_host=HOST).sign_up(f"member-{uuid.uuid4().hex[:8]}")
+
+
+def connect(prod, path: str, headers: dict | None = None):
+    return websockets.connect(
+        ws_url(prod.http_url, path),
+        origin=f"https://{HOST}",
+        additional_headers=headers or {},
+        open_timeout=10,
+    )
+
+
+async def test_with_guests_off_a_socket_needs_a_session_or_a_ticket(prod, member):
+    path = f"/ws/talk/members-{uuid.uuid4().hex[:8]}/"
+    async with connect(prod, path) as guest:
+        refused = json.loads(await guest.recv())
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await guest.recv()
+    assert (refused["type"], refused["detail"]) == ("error", "sign in first")
+    assert closed.value.rcvd.code == 4401
+    for query, headers in (("", member.socket_headers), (f"?ticket={member.ticket()}", {})):
+        async with connect(prod, path + query, headers) as socket:
+            assert json.loads(await socket.recv())["type"] == "history"
+            # The name in a frame is ignored: the author is the session's or ticket's user.
+            frame = {"type": "message", "nickname": "someone else", "text": "signed in"}
+            await socket.send(json.dumps(frame))
+            while (frame := json.loads(await socket.recv()))["type"] not in ("message", "error"):
+                pass
+            assert frame["nickname"] == member.username and not frame["guest"], frame
 
 
 def nginx_processes(stack: DockerStack) -> tuple[psutil.Process, list[psutil.Process]]:
@@ -55,7 +96,7 @@ def test_nginx_workers_follow_the_cpu_limit(prod):
     assert f"worker_processes {len(workers)}" in prod.log_tail("nginx", 200)
 
 
-async def test_every_connection_nginx_allows_fits_its_memory_limit(prod):
+async def test_every_connection_nginx_allows_fits_its_memory_limit(prod, member):
     limit = prod.container("nginx")["HostConfig"]["Memory"]
     assert limit == int(
         prod.config()["services"]["nginx"]["deploy"]["resources"]["limits"]["memory"]
@@ -65,11 +106,10 @@ async def test_every_connection_nginx_allows_fits_its_memory_limit(prod):
     master, workers = nginx_processes(prod)
     before = unique(workers)
 
-    url = ws_url(prod.http_url, "/ws/talk/nginx-limits/")
     sockets = []
     try:
         for _ in range(SOCKETS):
-            socket = await websockets.connect(url, origin=f"https://{HOST}", open_timeout=10)
+            socket = await connect(prod, "/ws/talk/nginx-limits/", member.socket_headers)
             sockets.append(socket)
             assert '"history"' in await asyncio.wait_for(socket.recv(), 10)
         held = unique(workers)

@@ -125,6 +125,8 @@ def test_every_bind_mount_source_and_env_file_exists(name):
 def test_every_service_has_healthcheck_init_and_restart(name):
     spec = SERVICES[name].spec
     assert spec["healthcheck"]["test"]
+    # Docker Engine 25+ checks every start_interval until healthy: up in seconds.
+    assert spec["healthcheck"]["start_interval"]
     assert spec["init"] is True
     assert spec["restart"] in {"unless-stopped", "always", "on-failure"}
 
