@@ -204,13 +204,18 @@ class SwarmStack(PublishedURLs):
         return docker("service", *args, f"{self.name}_django", timeout=timeout)
 
 
-async def rolling_update(swarm: SwarmStack, clients: list[ChatClient]) -> dict:
+async def rolling_update(
+    swarm: SwarmStack, clients: list[ChatClient], monitor: str | None = None
+) -> dict:
     """`docker service update --force` of django while `clients` chat steadily (each
-    reconnecting when its task goes); returns the update's seconds and the reconnects."""
+    reconnecting when its task goes); returns the update's seconds and the reconnects.
+    `monitor`: instead of the stack file's update monitor (how long Swarm watches each new
+    task for a failure before it replaces the next)."""
     stop, log = threading.Event(), {"reconnects": 0}
     started = time.monotonic()
+    options = ["--update-monitor", monitor] if monitor else []
     update = asyncio.create_task(
-        asyncio.to_thread(swarm.service, "update", "--force", "--detach=false", "--quiet")
+        asyncio.to_thread(swarm.service, "update", "--force", *options, "--detach=false", "--quiet")
     )
     talk = asyncio.gather(*(chat_steadily(client, stop, log) for client in clients))
     await update

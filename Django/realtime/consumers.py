@@ -1,4 +1,5 @@
 import contextlib
+import functools
 import json
 import logging
 from urllib.parse import parse_qs
@@ -190,10 +191,9 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
 
         from .tickets import TicketRefused, aticket_redeem
 
-        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
-        if "ticket" in query:
+        if "ticket" in self.query:
             try:
-                return await aticket_redeem(query["ticket"][0])
+                return await aticket_redeem(self.query["ticket"][0])
             except TicketRefused as refused:
                 raise Refused(refused.reason, refused.code, str(refused)) from None
         user = self.scope.get("user")
@@ -215,8 +215,12 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
         return user.get_username() if user is not None and user.is_authenticated else ""
 
     def wants_presence(self) -> bool:
-        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
-        return query.get("presence", [""])[-1] == "1"
+        return self.query.get("presence", [""])[-1] == "1"
+
+    @functools.cached_property
+    def query(self) -> dict[str, list[str]]:
+        """The handshake's query string, parsed: {name: [values]}."""
+        return parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
 
     async def presence_changed(self, event):
         await self.send_json(
@@ -303,20 +307,16 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_add(listeners_group(group), self.channel_name)
         self.present_in.append(group)
         self.route_metrics.present.inc()
-        try:
+        with self.channel_layer.failing("presence_enter"):
             await presence.enter(group, self.channel_name, self.presence_name())
-        except GuardedLayer.errors as error:
-            raise ChannelLayerLost(self.channel_layer.layer) from error
 
     async def _leave_presence(self, group: str) -> None:
         if group not in self.present_in or (presence := self._presence()) is None:
             return
         self.present_in.remove(group)
         self.route_metrics.present.dec()
-        try:
+        with self.channel_layer.failing("presence_leave"):
             await presence.leave(group, self.channel_name, self.presence_name())
-        except GuardedLayer.errors as error:
-            raise ChannelLayerLost(self.channel_layer.layer) from error
         if self.wants_presence():
             await self.channel_layer.group_discard(listeners_group(group), self.channel_name)
 

@@ -1,5 +1,7 @@
 """The channel layer as a consumer sees it: its own failures told apart from a handler's."""
 
+from __future__ import annotations
+
 import asyncio
 import contextlib
 import functools
@@ -22,7 +24,8 @@ class ChannelLayerLost(Exception):
 class GuardedLayer:
     """Wraps a channel layer: every coroutine method (send, receive, group_add, ...) raises
     ChannelLayerLost when the layer fails, so a consumer can tell that from a Redis error
-    of its own handler's code (a cache, say). Everything else is the layer's own."""
+    of its own handler's code (a cache, say). Everything else is the layer's own. Other
+    calls on the layer's Redis (presence's) do the same inside ``with failing(name)``."""
 
     # redis-py wraps socket errors in RedisError; a bare OSError can still escape.
     errors = (RedisError, OSError)
@@ -39,14 +42,18 @@ class GuardedLayer:
         self.__dict__[name] = guarded = self._guarded(name, value)
         return guarded
 
+    def failing(self, operation: str) -> _Failing:
+        """A context manager: the layer's failures inside raise ChannelLayerLost, counted
+        as `operation`'s in realtime_channel_layer_failures_total."""
+        return _failing(self.layer, operation)
+
     def _guarded(self, name, method):
+        failing = self.failing(name)
+
         @functools.wraps(method)
         async def guarded(*args, **kwargs):
-            try:
+            with failing:
                 return await method(*args, **kwargs)
-            except self.errors as error:
-                metrics.LAYER_FAILURES.labels(name).inc()
-                raise ChannelLayerLost(self.layer) from error
 
         return guarded
 
@@ -56,6 +63,47 @@ class GuardedLayer:
         await self._group_send(group, metrics.stamp(message))
         if metrics.enabled():
             metrics.group_send_seconds().observe(time.perf_counter() - started)
+
+
+@functools.lru_cache(maxsize=128)  # a few layers a process, a dozen operations each
+def _failing(layer, operation: str) -> _Failing:
+    return _Failing(layer, operation)
+
+
+class _Failing:
+    """GuardedLayer.failing(operation); holds no state between uses, so one per layer
+    and operation serves every socket's calls, nested or concurrent."""
+
+    __slots__ = ("layer", "operation")
+
+    def __init__(self, layer, operation: str):
+        self.layer, self.operation = layer, operation
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind, error, traceback) -> bool:
+        if kind is not None and issubclass(kind, GuardedLayer.errors):
+            metrics.LAYER_FAILURES.labels(self.operation).inc()
+            raise ChannelLayerLost(self.layer) from error
+        return False
+
+
+class PerWorker:
+    """One `make(layer, *args)` per channel layer and event loop: a worker's helper that
+    its sockets share (the membership monitor, presence). A layer or loop made anew (as
+    tests do) gets a new one, even where Python reuses the old one's id."""
+
+    def __init__(self, make):
+        self.make = make
+        self.made: dict[int, tuple] = {}  # id(layer) -> (loop, layer, helper)
+
+    def get(self, layer, *args):
+        loop = asyncio.get_running_loop()
+        found = self.made.get(id(layer))
+        if found is None or found[0] is not loop or found[1] is not layer:
+            found = self.made[id(layer)] = (loop, layer, self.make(layer, *args))
+        return found[2]
 
 
 # After Redis restarts, every pooled connection of a worker is dead; the first consumer

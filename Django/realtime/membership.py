@@ -18,6 +18,7 @@ from channels_redis.core import RedisChannelLayer
 from redis.exceptions import RedisError
 
 from .compat import group_members
+from .layer import PerWorker
 
 logger = logging.getLogger(__name__)
 
@@ -67,14 +68,11 @@ class MembershipMonitor:
         return set(pairs)  # e.g. RedisPubSubChannelLayer: subscriptions live in this process
 
 
-_monitors: dict[tuple[int, int], MembershipMonitor] = {}
+_monitors = PerWorker(MembershipMonitor)
 
 
 def monitor_for(layer, interval: float) -> MembershipMonitor | None:
     """This worker's monitor for `layer`, or None where memberships cannot be read."""
     if not isinstance(layer, (RedisChannelLayer, InMemoryChannelLayer)):
         return None
-    key = (id(asyncio.get_running_loop()), id(layer))
-    if key not in _monitors:
-        _monitors[key] = MembershipMonitor(layer, interval)
-    return _monitors[key]
+    return _monitors.get(layer, interval)

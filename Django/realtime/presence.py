@@ -26,6 +26,7 @@ from channels_redis.core import RedisChannelLayer
 from redis.exceptions import RedisError
 
 from . import metrics
+from .layer import PerWorker
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +85,6 @@ class Presence:
         self.local: dict[str, set[str]] = {}  # group -> this worker's entries
         self.changes: dict[str, _Changes] = {}  # group -> not yet told
         self.task: asyncio.Task | None = None
-        self.loop = asyncio.get_running_loop()
         self.store = RedisStore(layer) if isinstance(layer, RedisChannelLayer) else LocalStore()
 
     async def enter(self, group: str, channel: str, name: str) -> None:
@@ -134,7 +134,7 @@ class Presence:
                 logger.exception("presence: refresh or notification failed")
 
     async def _refresh(self) -> None:
-        local = {group: sorted(entries) for group, entries in self.local.items()}
+        local = {group: list(entries) for group, entries in self.local.items()}  # a copy
         expired = await self.store.refresh(local, time.time(), self.ttl)
         for group, gone in expired.items():
             if metrics.enabled():
@@ -237,7 +237,7 @@ def _decoded(entries: list) -> list[str]:
     return [e.decode() if isinstance(e, bytes) else e for e in entries]
 
 
-_trackers: dict[int, Presence] = {}
+_trackers = PerWorker(Presence)
 
 
 def presence_for(layer, ttl: float) -> Presence | None:
@@ -245,8 +245,4 @@ def presence_for(layer, ttl: float) -> Presence | None:
     (RedisPubSubChannelLayer)."""
     if not isinstance(layer, (RedisChannelLayer, InMemoryChannelLayer)):
         return None
-    loop = asyncio.get_running_loop()
-    presence = _trackers.get(id(layer))
-    if presence is None or presence.loop is not loop or presence.layer is not layer:
-        presence = _trackers[id(layer)] = Presence(layer, ttl)
-    return presence
+    return _trackers.get(layer, ttl)

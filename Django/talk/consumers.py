@@ -3,6 +3,7 @@ import socket
 
 from pydantic import ValidationError
 
+from realtime.consumers import CLOSE_FORBIDDEN, Refused
 from realtime.streams import StreamConsumer
 
 from . import services
@@ -47,12 +48,6 @@ class TalkConsumer(StreamConsumer):
     async def may_join(self, group):
         return await services.aroom_admits(room=self.room, user=self.user)
 
-    async def may_post(self, content):
-        # Asked again per message: a member taken off a private room stops posting.
-        if content.get("type") != "message":
-            return True
-        return await services.aroom_admits(room=self.room, user=self.user)
-
     async def on_message(self, content):
         try:
             incoming = TalkMessageIn.model_validate(content)
@@ -66,6 +61,9 @@ class TalkConsumer(StreamConsumer):
         except services.GuestNicknameMissing as error:
             await self.send_error(str(error))
             return
+        except services.RoomForbidden as error:
+            # Checked as the message is stored (services): no query of its own per message.
+            raise Refused("forbidden", CLOSE_FORBIDDEN, str(error)) from None
         await self.channel_layer.group_send(
             self.group, {"type": "talk.message", "message": message}
         )

@@ -16,6 +16,10 @@ class GuestNicknameMissing(ValueError):
     pass
 
 
+class RoomForbidden(PermissionError):
+    """The user may not post in this private room (room_admits)."""
+
+
 def message_as_dict(message: Message) -> dict:
     return {
         "id": message.id,
@@ -32,7 +36,8 @@ def message_as_dict(message: Message) -> dict:
 def message_create(*, room: str, text: str, user=None, nickname: str | None = None) -> dict:
     """A message by `user`: a signed-in user is its author, under their user name
     whatever `nickname` says; a guest (None or AnonymousUser) posts under `nickname`,
-    marked as a guest's."""
+    marked as a guest's. Only a member posts in a private room (RoomForbidden): asked
+    with each message, so a member taken off stops posting."""
     if user is not None and user.is_authenticated:
         author, nickname, guest = user, user.get_username(), False
     elif nickname:
@@ -40,6 +45,8 @@ def message_create(*, room: str, text: str, user=None, nickname: str | None = No
     else:
         raise GuestNicknameMissing("nickname: a guest's message needs one")
     room_obj, _ = Room.objects.get_or_create(slug=room_name_validate(room))
+    if not _admits(room_obj, author):
+        raise RoomForbidden("you may not post here")
     with transaction.atomic():
         position = offset_take(Room, room_obj.pk)
         room_obj.epoch = position.epoch
@@ -58,9 +65,13 @@ def room_admits(*, room: str, user) -> bool:
     """Whether `user` may join `room`, and post in it: anyone, unless the room is
     private; then its members only."""
     room_obj = Room.objects.filter(slug=room_name_validate(room)).first()
-    if room_obj is None or not room_obj.private:
-        return True
-    return user.is_authenticated and room_obj.members.filter(pk=user.pk).exists()
+    return room_obj is None or _admits(room_obj, user)
+
+
+def _admits(room: Room, user) -> bool:
+    if not room.private:
+        return True  # no query: the common case, once per message
+    return user is not None and user.is_authenticated and room.members.filter(pk=user.pk).exists()
 
 
 def room_page(*, room: str, after: int | None = None, limit: int = HISTORY_LENGTH) -> Page:

@@ -30,13 +30,13 @@ SAMPLE_INTERVAL_S = 5
 ENV = {"WEB_CONCURRENCY": "2", "DEBUG": "0", "DEBUG_ENDPOINTS": "1"}  # echo sessions too
 
 
-def measured(stack: NativeStack, pattern: str, warmup: float = 15) -> Result:
+def measured(stack: NativeStack, pattern: str, warmup: float = 15, duration: float = 30) -> Result:
     result = asyncio.run(
         soak(
             stack,
             "dev",
             "native",
-            duration=30,
+            duration=duration,
             warmup=warmup,
             interval=SAMPLE_INTERVAL_S,
             clients=40,
@@ -55,10 +55,10 @@ def measured(stack: NativeStack, pattern: str, warmup: float = 15) -> Result:
     )
     assert result.errors == 0, result.last_error
     # Enough for the slopes: this machine churns 20 to 60 sessions a second, as busy as
-    # its neighbours leave it.
-    assert result.sessions_after_warmup > 500
+    # its neighbours leave it (500 in the flat tests' 30 s).
+    assert result.sessions_after_warmup > 500 * duration / 30
     # Every session and idle socket got every message of its room since it joined.
-    assert result.accounted > 1000 and result.account.clean, result.account
+    assert result.accounted > 1000 * duration / 30 and result.account.clean, result.account
     assert result.offset_holes == 0
     return result
 
@@ -92,6 +92,9 @@ def test_a_leak_of_issue_13s_size_breaks_the_bounds(tmp_path):
     command = entrypoint_serving("proving_ground.leaky_app:application")
     env = {**ENV, "LEAK_KIB": str(ISSUE_13_LEAK_KIB), "PYTHONPATH": str(ROOT)}
     with reporting_stack(str(tmp_path), env, django_command=command) as stack:
-        result = measured(stack, "churn")
+        # Shorter than the flat runs: a leak grows from the first session, and this one is
+        # about twice the bounds (three runs here, 20 s after a 5 s warm-up: RSS +4.5 to
+        # +5.9 KiB, live +4.3 to +4.5).
+        result = measured(stack, "churn", warmup=5, duration=20)
     assert result.growth_slope_kib("rss") >= BOUND_KIB
     assert result.growth_slope_kib("live") >= LIVE_BOUND_KIB

@@ -6,7 +6,7 @@ from channels.testing import WebsocketCommunicator
 from prometheus_client import REGISTRY, Counter, Histogram
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from realtime import consumers, metrics
+from realtime import consumers, metrics, presence
 
 from .test_consumers import CHECK_S, RoomConsumer, connected, frame
 
@@ -50,27 +50,41 @@ async def test_a_group_event_is_stamped_and_its_lag_observed_once_per_socket():
     await comm.disconnect()
 
 
+class PresentConsumer(RoomConsumer):
+    track_presence = True
+
+
+@pytest.mark.parametrize(
+    ("consumer", "where", "operation"),
+    [
+        (RoomConsumer, (InMemoryChannelLayer, "group_add"), "group_add"),
+        # Presence's own Redis calls fail as the layer's do.
+        (PresentConsumer, (presence.LocalStore, "enter"), "presence_enter"),
+    ],
+)
 async def test_a_layer_failing_during_the_handshake_is_a_refusal_and_a_layer_failure(
-    monkeypatch,
+    monkeypatch, consumer, where, operation
 ):
-    async def refused(self, group, channel):
+    async def refused(*args):
         raise RedisConnectionError("Connection refused")
 
     async def no_reset(layer):
         pass
 
-    monkeypatch.setattr(InMemoryChannelLayer, "group_add", refused)
+    monkeypatch.setattr(*where, refused)
     monkeypatch.setattr(consumers, "reset_layer_pools", no_reset)
-    labels = {"route": "room", "reason": "layer_unavailable"}
+    route = consumer().metrics_route
+    labels = {"route": route, "reason": "layer_unavailable"}
     refusals = sample("realtime_handshakes_refused_total", **labels)
-    failures = sample("realtime_channel_layer_failures_total", operation="group_add")
-    comm = WebsocketCommunicator(RoomConsumer.as_asgi(), "/ws/room/")
+    failures = sample("realtime_channel_layer_failures_total", operation=operation)
+    comm = WebsocketCommunicator(consumer.as_asgi(), "/ws/room/")
     await comm.send_input({"type": "websocket.connect"})
     assert await comm.receive_output(timeout=2) == {"type": "websocket.accept"}
     assert (await comm.receive_output(timeout=2))["code"] == consumers.CLOSE_TRY_AGAIN
     assert sample("realtime_handshakes_refused_total", **labels) == refusals + 1
-    assert sample("realtime_channel_layer_failures_total", operation="group_add") == failures + 1
-    assert sample("realtime_sockets_open", route="room") == 0
+    assert sample("realtime_channel_layer_failures_total", operation=operation) == failures + 1
+    assert sample("realtime_sockets_open", route=route) == 0
+    assert sample("realtime_presence_sockets", route=route) == 0
 
 
 async def test_a_lost_membership_is_counted():

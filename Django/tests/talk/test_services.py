@@ -78,3 +78,13 @@ def test_a_private_room_admits_its_members_only():
     assert services.room_admits(room="staff", user=ann)
     assert not services.room_admits(room="staff", user=bob)
     assert not services.room_admits(room="staff", user=AnonymousUser())
+
+
+def test_only_a_member_posts_in_a_private_room():
+    ann, bob = User.objects.create_user("ann"), User.objects.create_user("bob")
+    Room.objects.create(slug="staff", private=True).members.add(ann)
+    assert services.message_create(room="staff", user=ann, text="in")["nickname"] == "ann"
+    for user, nickname in ((bob, None), (AnonymousUser(), "guest")):
+        with pytest.raises(services.RoomForbidden):
+            services.message_create(room="staff", user=user, nickname=nickname, text="out")
+    assert Message.objects.count() == 1
