@@ -287,6 +287,27 @@ async def presence_socket(
     return connection, history
 
 
+async def presence_sockets(
+    holders,
+    key: str,
+    base_url: str,
+    room: str,
+    origin: str | None = None,
+    headers: dict | None = None,
+) -> dict:
+    """{holder: a presence socket (presence_socket) it holds}, for each of `holders`: the
+    worker PIDs (`key` "worker_pid") or replica host names ("server") the history names."""
+
+    async def connect():
+        connection, history = await presence_socket(base_url, room, origin, headers)
+        return connection, history[key]
+
+    held, spares = await one_per_worker(holders, connect)
+    for spare in spares:
+        await spare.close()
+    return held
+
+
 async def presence_until(connection, predicate, timeout: float = 10) -> dict:
     """The first presence frame on `connection` for which `predicate(frame)` holds."""
     async with asyncio.timeout(timeout):

@@ -19,8 +19,7 @@ from proving_ground import faults
 from proving_ground.client import (
     ChatClient,
     one_per_server,
-    one_per_worker,
-    presence_socket,
+    presence_sockets,
     presence_until,
 )
 from proving_ground.compose import ROOT
@@ -122,15 +121,9 @@ async def test_a_chat_message_crosses_replicas(swarm):
 
 async def presence_on_each(swarm, name: str) -> dict:
     """{replica's host name: a socket in room `name` that asked for presence}."""
-
-    async def connect():
-        connection, history = await presence_socket(swarm.http_url, name, origin=ORIGIN)
-        return connection, history["server"]
-
-    held, spares = await one_per_worker(swarm.django_hostnames(), connect)
-    for spare in spares:
-        await spare.close()
-    return held
+    return await presence_sockets(
+        swarm.django_hostnames(), "server", swarm.http_url, name, origin=ORIGIN
+    )
 
 
 async def test_a_killed_replica_is_replaced_and_the_others_sockets_stay_open(swarm):

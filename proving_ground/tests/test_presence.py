@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from proving_ground.client import one_per_worker, presence_socket, presence_until
+from proving_ground.client import presence_socket, presence_sockets, presence_until
 from proving_ground.native import NativeStack
 from proving_ground.site import SiteUser
 
@@ -25,15 +25,9 @@ def unique(prefix: str) -> str:
 
 async def per_worker(stack, room: str, headers: dict | None = None) -> dict:
     """{worker pid: a presence socket it holds} for each of the stack's workers."""
-
-    async def connect():
-        connection, history = await presence_socket(stack.http_url, room, headers=headers)
-        return connection, history["worker_pid"]
-
-    chosen, spares = await one_per_worker(stack.gunicorn_workers(), connect)
-    for spare in spares:
-        await spare.close()
-    return chosen
+    return await presence_sockets(
+        stack.gunicorn_workers(), "worker_pid", stack.http_url, room, headers=headers
+    )
 
 
 def summary(frame: dict) -> tuple:
