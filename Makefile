@@ -6,7 +6,7 @@ VENV := $(CURDIR)/.venv
 INSTALL := VIRTUAL_ENV=$(VENV) $(POETRY)
 PYTHON := $(VENV)/bin/python
 
-.PHONY: deps native test test-unit test-stack test-docker lock faults failover spread slow-client storm soak prod-env bench bench-full bench-tune bench-metrics bench-scale bench-clients bench-memory bench-presence
+.PHONY: deps native test test-unit test-stack test-docker lock faults failover spread slow-client storm soak prod-env bench bench-full bench-tune bench-metrics bench-scale bench-clients bench-memory bench-presence bench-profile
 
 ## Install the locked environments into .venv: the proving ground's tools, then Django's
 ## dependencies and unit-test tools (last, so the app's pins win where both name a package).
@@ -87,6 +87,11 @@ bench-clients:
 ## Where an idle socket's worker memory goes: RSS, then tracemalloc by package (about 2 min).
 bench-memory:
 	$(PYTHON) -m proving_ground.bench_memory --mode $(or $(MODE),quick)
+
+## Where the workers' CPU goes during a broadcast (py-spy on each worker), and what the
+## metrics take of it, on and off (about 5 min).
+bench-profile:
+	$(PYTHON) -m proving_ground.bench_profile --mode $(or $(MODE),quick)
 
 ## What presence costs: Redis commands per idle socket per minute, joins and broadcast
 ## throughput, presence on and off (about 5 min).

@@ -736,6 +736,14 @@ def write_results(out: Path, name: str, report: str, data) -> Path:
     return folder
 
 
+def publish(out: Path, name: str, report: str, data, started: float) -> Path:
+    """write_results, then the report and where it went, printed; the folder."""
+    folder = write_results(out, name, report, data)
+    print(report)
+    print(f"written to {folder} in {time.monotonic() - started:.0f} s")
+    return folder
+
+
 def format_row(row: Row) -> str:
     notes = _notes(row)
     extra = f"  {notes}" if notes else ""

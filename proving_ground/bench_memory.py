@@ -162,9 +162,7 @@ def main() -> int:
     started = time.monotonic()
     result = measure(MODES[args.mode]["sockets"])
     report = markdown(result, args.mode)
-    folder = bench.write_results(args.out, "memory", report, asdict(result))
-    print(report)
-    print(f"written to {folder} in {time.monotonic() - started:.0f} s")
+    bench.publish(args.out, "memory", report, asdict(result), started)
     return 0
 
 

@@ -195,9 +195,7 @@ def main() -> int:
     sides = asyncio.run(measure(settings))
     report = markdown(sides, args.mode, settings)
     data = [{**asdict(side), "deliveries": side.deliveries} for side in sides]
-    folder = bench.write_results(args.out, "presence", report, data)
-    print(report)
-    print(f"written to {folder} in {time.monotonic() - started:.0f} s")
+    bench.publish(args.out, "presence", report, data, started)
     return 0
 
 

@@ -189,3 +189,24 @@ def test_bench_presence_smoke_counts_redis_commands_on_both_sides(tmp_path):
     assert on["deliveries"] > 0 and off["deliveries"] > 0
     report = (folder / "presence.md").read_text()
     assert report in result.stdout
+
+
+def test_bench_profile_smoke_samples_the_workers_during_broadcasts(tmp_path):
+    # make bench-profile, smoke mode: py-spy's samples of the workers come back, put down
+    # to the server (uvicorn), Channels and the stack's own code, on both metrics sides;
+    # with metrics off, nothing counts.
+    result, folder = smoke("bench_profile", tmp_path)
+    data = json.loads((folder / "profile.json").read_text())
+    latency = data["latency"]
+    assert latency["unprofiled"]["p99 ms"] > 0 and latency["profiled"]["p99 ms"] > 0
+    owners = latency["profile"]["owners"]
+    assert latency["profile"]["deliveries"] == 10 * 50
+    for owner in ("uvicorn", "channels", "Django/realtime (the stack's)"):
+        assert owners.get(owner, 0) > 0, owners
+    on, off = data["metrics"]["metrics on"], data["metrics"]["metrics off"]
+    assert on["samples"] > 0 and off["samples"] > 0 and on["cpu_s"] > 0
+    counting = [f for f in off["functions"] if "Tally" in f or "(prometheus_client/" in f]
+    assert not counting, counting
+    report = (folder / "profile.md").read_text()
+    assert "| who runs | us per delivery | share |" in report
+    assert report in result.stdout

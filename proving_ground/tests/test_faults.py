@@ -57,6 +57,29 @@ def test_the_figures_table_counts_and_flags_losses():
     assert "1.50 s" in text
 
 
+def test_a_fault_that_cannot_happen_is_neither_survived_nor_failed():
+    ran = faults.Outcome("fault", "a", True, 0.5, "fine", [{"id": 1}], 1)
+    moot = faults.Outcome("fault", "b", detail="not applicable: no capacity", applies=False)
+    text = faults.table([ran, moot])
+    assert "faults injected: 1, survived: 1" in text
+    assert [line.split()[2] for line in text.splitlines()[1:3]] == ["survived", "n/a"]
+
+
+async def test_a_scenario_that_fails_half_way_still_accounts_for_its_clients(fault_stack):
+    # A failed row must still say whether a client lost a message (make faults
+    # LAYER=pubsub fails rows): run() brings the scenario's clients up to date.
+    async def fails_after_a_message(stack, outcome):
+        client = faults.chat_client(stack.http_url, faults.room(), "halfway")
+        await client.connect()
+        await client.say("before the failure")
+        raise AssertionError("the scenario's own check failed")
+
+    outcome = await faults.run(fails_after_a_message, fault_stack, "fault")
+    assert not outcome.survived and "own check failed" in outcome.detail
+    assert outcome.clients == 1 and outcome.account.expected == 1, outcome.account
+    assert outcome.account.clean and outcome.stored == len(outcome.acknowledged) == 1
+
+
 async def test_sigterm_on_a_stack_of_its_own():
     # Its own stack, so the shutdown follows only the scenario's own disconnects: before
     # realtime.compat, 2 shutdowns in 3 after them waited out the whole
