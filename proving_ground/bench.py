@@ -17,6 +17,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import json
+import math
 import multiprocessing
 import os
 import re
@@ -140,6 +141,22 @@ def percentile(values: list[float], q: float) -> float | None:
     )
 
 
+def median_interval(values: list[float], confidence: float = 0.95) -> tuple[float, float]:
+    """A distribution-free interval that holds the median of what `values` sample with at
+    least `confidence`: the k-th smallest and k-th largest value, k the largest rank
+    whose binomial tail stays within (1 - confidence) / 2 (the sign test's interval)."""
+    ordered, n = sorted(values), len(values)
+    tail, k = 0.0, 0
+    while k < n // 2:
+        tail += math.comb(n, k) / 2**n  # P(fewer than k + 1 values below the median)
+        if tail > (1 - confidence) / 2:
+            break
+        k += 1
+    if k == 0:
+        raise ValueError(f"{n} values are too few for a {confidence:.0%} interval")
+    return ordered[k - 1], ordered[n - k]
+
+
 def server_cpu(stack: NativeStack) -> dict[str, float]:
     """CPU seconds used so far by nginx's and Gunicorn's (or daphne's) processes."""
     used = {}
@@ -219,7 +236,7 @@ async def _echo_client(url: str, origin: str, sockets: int, seconds: float, bare
     return latencies
 
 
-def _run(coroutine):
+def run_client(coroutine):
     """Run a load client's event loop on uvloop (installed with uvicorn[standard]): the
     client then takes less of the CPU it shares with the servers."""
     import uvloop
@@ -228,7 +245,7 @@ def _run(coroutine):
 
 
 def _echo_process(args):
-    return _run(_echo_client(*args))
+    return run_client(_echo_client(*args))
 
 
 def ws_echo(base: str, origin: str, seconds: int, sockets: int = 20, bare: bool = False):
@@ -283,7 +300,7 @@ async def _receivers(url, origin, count, expected, ready, results):
 
 
 def _receiver_process(url, origin, count, expected, ready, results):
-    _run(_receivers(url, origin, count, expected, ready, results))
+    run_client(_receivers(url, origin, count, expected, ready, results))
 
 
 async def _send(url, origin, messages, rate, expect=None) -> float:
@@ -347,7 +364,7 @@ def broadcast(
     for _ in processes:
         for pid, count in ready.get(timeout=120).items():
             spread[pid] = spread.get(pid, 0) + count
-    first = _run(_senders(url, origin, senders, messages, rate))
+    first = run_client(_senders(url, origin, senders, messages, rate))
     latencies, last = [], first
     for _ in processes:
         got, finished = results.get(timeout=120)
@@ -394,7 +411,9 @@ def idle_memory(stack: NativeStack, count: int, while_open=None) -> float:
     shares = [count // CLIENT_PROCESSES] * CLIENT_PROCESSES
     base = worker_rss(stack)
     processes = [
-        context.Process(target=lambda n=n: _run(_hold_idle(url, stack.http_url, n, ready, release)))
+        context.Process(
+            target=lambda n=n: run_client(_hold_idle(url, stack.http_url, n, ready, release))
+        )
         for n in shares
     ]
     for process in processes:
@@ -494,12 +513,14 @@ def tune(log=print) -> list[Row]:
 
 
 # `make bench-metrics`: rounds of each side (alternating which goes first), seconds of HTTP
-# load a round, and broadcasts a round to 100 receivers.
-METRICS_ROUNDS = 10
+# load a round, and broadcasts a round to 100 receivers. Sixteen rounds give the median
+# of the rounds' ratios a 95% interval between the 4th and the 13th ratio; a broadcast of
+# 300 runs a few seconds, where one of 100 (one second) moved by a fifth.
+METRICS_ROUNDS = 16
 # Side -> the side it is compared with, round by round.
 METRICS_PAIRS = {"ours": "ours, metrics off", "ours, control": "ours"}
 METRICS_SECONDS = 3
-METRICS_MESSAGES = 100
+METRICS_MESSAGES = 300
 
 
 def metrics_cost(log=print) -> list[Row]:
@@ -695,6 +716,15 @@ def run(mode: str, log=print) -> tuple[list[Row], dict]:
 # -- reporting -------------------------------------------------------------------------------
 
 
+def _interval(values, spec: str) -> str:
+    """The 95% interval of the median of `values`, or why there is none."""
+    try:
+        low, high = median_interval(list(values))
+    except ValueError:
+        return "too few rounds for a 95% interval"
+    return f"95% interval of the median {low:{spec}} to {high:{spec}}"
+
+
 def _ms(value):
     return "-" if value is None else f"{value:.1f}"
 
@@ -821,13 +851,14 @@ def targets(rows: list[Row], facts: dict) -> list[str]:
             )
         if on and off and on.extra.get("paired"):
             costs, cpus = zip(*on.extra["paired"], strict=True)
+            cost = statistics.median(costs)
             lines.append(
-                f"{test}: metrics on cost {statistics.median(costs):.1%} of the throughput"
-                f" with them off (target <= 3%; the two stacks differ only in METRICS=0;"
-                f" median of {len(costs)} rounds, each round's sides back to back,"
-                f" rounds from {min(costs):.1%} to {max(costs):.1%}); Django CPU per"
-                f" operation {statistics.median(cpus):+.1%} (rounds from {min(cpus):+.1%}"
-                f" to {max(cpus):+.1%}; medians {on.extra['django us per op']:.0f} vs"
+                f"{test}: metrics on cost {cost:.1%} of the throughput with them off (target"
+                f" <= 3%: {'met' if cost <= 0.03 else 'missed'}; the two stacks differ only"
+                f" in METRICS=0; median of {len(costs)} rounds, each round's sides back to"
+                f" back, {_interval(costs, '.1%')}, rounds from {min(costs):.1%} to"
+                f" {max(costs):.1%}); Django CPU per operation {statistics.median(cpus):+.1%}"
+                f" ({_interval(cpus, '+.1%')}; medians {on.extra['django us per op']:.0f} vs"
                 f" {off.extra['django us per op']:.0f} us)"
             )
         control = find("ours, control", test, "nginx")
@@ -835,9 +866,9 @@ def targets(rows: list[Row], facts: dict) -> list[str]:
             costs, cpus = zip(*control.extra["paired"], strict=True)
             lines.append(
                 f"  control: a second stack identical to ours lands {statistics.median(costs):.1%}"
-                f" below it in throughput (rounds from {min(costs):.1%} to {max(costs):.1%})"
-                f" and {statistics.median(cpus):+.1%} in CPU per operation (rounds from"
-                f" {min(cpus):+.1%} to {max(cpus):+.1%}): the noise of the line above"
+                f" below it in throughput ({_interval(costs, '.1%')}, rounds from"
+                f" {min(costs):.1%} to {max(costs):.1%}) and {statistics.median(cpus):+.1%} in"
+                f" CPU per operation ({_interval(cpus, '+.1%')}): the noise of the line above"
             )
     steady = find("ours", f"broadcast@{BROADCAST_RATE}/s N=100")
     if steady:
@@ -953,7 +984,7 @@ def main() -> int:
         choices=[*MODES, "tune", "metrics"],
         default="quick",
         help="tune: the sweep the stack's defaults were chosen from (about 8 minutes);"
-        " metrics: what Prometheus metrics cost (about 20 minutes)",
+        " metrics: what Prometheus metrics cost (about 30 minutes)",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
     args = parser.parse_args()

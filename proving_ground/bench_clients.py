@@ -37,7 +37,7 @@ import psutil
 import websockets
 
 from . import bench
-from .bench import CLIENT_PROCESSES, _run, percentile, start_stack
+from .bench import CLIENT_PROCESSES, percentile, run_client, start_stack
 from .client import ws_url
 from .compose import ROOT
 from .native import NativeStack, StackError, free_port, require_binaries
@@ -274,7 +274,7 @@ def _client_process(url: str, origin: str, protocol: str, pipe: Connection) -> N
     # Thousands of sockets: as many descriptors as the hard limit allows.
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    _run(Clients(url, origin, protocol, pipe).serve())
+    run_client(Clients(url, origin, protocol, pipe).serve())
 
 
 class ClientError(Exception):

@@ -118,12 +118,10 @@ def py_spy() -> str:
     return str(path)
 
 
-def broadcast(stack, receivers: int, messages: int, rate: float | None, profile: Profile | None):
-    """bench.broadcast through nginx, with py-spy on each worker if `profile` is given
-    (its samples, deliveries and the Django processes' CPU time are added to it);
-    bench.broadcast's figures."""
-    if profile is None:
-        return bench.broadcast(stack.http_url, stack.http_url, receivers, messages, rate)
+@contextlib.contextmanager
+def spying(stack, profile: Profile):
+    """py-spy on each worker of `stack` while the block runs; its samples added to
+    `profile`."""
     with tempfile.TemporaryDirectory() as folder:
         spies = []
         for pid in stack.gunicorn_workers():
@@ -133,11 +131,9 @@ def broadcast(stack, receivers: int, messages: int, rate: float | None, profile:
             spy = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
             spies.append((spy, out))
         time.sleep(1)  # py-spy attached and sampling
-        before = bench.server_cpu(stack)["django"]
         try:
-            figures = bench.broadcast(stack.http_url, stack.http_url, receivers, messages, rate)
+            yield
         finally:
-            used = bench.server_cpu(stack)["django"] - before
             for spy, _ in spies:
                 spy.send_signal(signal.SIGINT)  # py-spy writes what it has, then exits
             for spy, out in spies:
@@ -145,10 +141,29 @@ def broadcast(stack, receivers: int, messages: int, rate: float | None, profile:
                 if spy.returncode or not out.exists():
                     raise StackError(f"py-spy failed on a worker: {said[-2000:]}")
                 profile.add(parse(out.read_text()))
-    delivered = receivers * messages - figures[4]
-    profile.deliveries += delivered
-    profile.cpu_s += used
-    profile.rounds_us.append(round(used / max(delivered, 1) * 1e6, 1))
+
+
+def broadcast(
+    stack,
+    receivers: int,
+    messages: int,
+    rate: float | None,
+    profile: Profile | None = None,
+    sample: bool = True,
+):
+    """bench.broadcast through nginx; bench.broadcast's figures. Its deliveries and the
+    Django processes' CPU time are added to `profile` if one is given, and with `sample`
+    the samples of py-spy on each worker too."""
+    sampled = profile is not None and sample
+    with spying(stack, profile) if sampled else contextlib.nullcontext():
+        before = bench.server_cpu(stack)["django"]
+        figures = bench.broadcast(stack.http_url, stack.http_url, receivers, messages, rate)
+        used = bench.server_cpu(stack)["django"] - before
+    if profile is not None:
+        delivered = receivers * messages - figures[4]
+        profile.deliveries += delivered
+        profile.cpu_s += used
+        profile.rounds_us.append(round(used / max(delivered, 1) * 1e6, 1))
     return figures
 
 
@@ -166,7 +181,7 @@ def handshakes(stack, count: int) -> float:
     """Milliseconds of the Django processes' CPU per echo socket opened and closed
     through nginx (the receivers of every broadcast above make as many)."""
     before = bench.server_cpu(stack)["django"]
-    bench._run(_handshakes(ws_url(stack.http_url, "/ws/echo/"), stack.http_url, count))
+    bench.run_client(_handshakes(ws_url(stack.http_url, "/ws/echo/"), stack.http_url, count))
     time.sleep(0.5)  # the closes handled
     return (bench.server_cpu(stack)["django"] - before) / count * 1e3
 
@@ -175,19 +190,18 @@ def latency(stack, settings: dict) -> dict:
     """p99 at BROADCAST_RATE on `stack`, unprofiled then profiled, and the profile."""
     receivers, messages = settings["receivers"], settings["messages"]
     figures: dict = {"receivers": receivers, "messages": messages, "rate": BROADCAST_RATE}
-    profile = Profile()
-    for run, sampling in (("unprofiled", None), ("profiled", profile)):
-        before = bench.server_cpu(stack)["django"]
+    # The unprofiled run's deliveries and CPU time apart: the profile's are its window's.
+    profile, unprofiled = Profile(), Profile()
+    for run, into, sample in (("unprofiled", unprofiled, False), ("profiled", profile, True)):
         rate, p50, p99, _, dropped, _ = broadcast(
-            stack, receivers, messages, BROADCAST_RATE, sampling
+            stack, receivers, messages, BROADCAST_RATE, into, sample
         )
-        used = bench.server_cpu(stack)["django"] - before
         figures[run] = {
             "p50 ms": p50,
             "p99 ms": p99,
             "deliveries/s": rate,
             "dropped": dropped,
-            "django us per delivery": used / max(receivers * messages - dropped, 1) * 1e6,
+            "django us per delivery": into.rounds_us[-1],
         }
     figures["profile"] = profile
     return figures

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from proving_ground import bench
 from proving_ground.compose import ROOT
 
 
@@ -210,3 +211,11 @@ def test_bench_profile_smoke_samples_the_workers_during_broadcasts(tmp_path):
     report = (folder / "profile.md").read_text()
     assert "| who runs | us per delivery | share |" in report
     assert report in result.stdout
+
+
+def test_median_interval_is_the_sign_tests():
+    # The 95% sign-test intervals: the 4th and 13th of 16 values, the 2nd and 9th of 10.
+    assert bench.median_interval([float(v) for v in range(16, 0, -1)]) == (4.0, 13.0)
+    assert bench.median_interval(list(range(1, 11))) == (2, 9)
+    with pytest.raises(ValueError, match="too few"):
+        bench.median_interval([1, 2, 3, 4, 5])
