@@ -473,7 +473,11 @@ async def soak(
     report=print,
     pattern: str = "churn",
     restart_every: float = 0.0,
+    min_sessions: int = 0,
 ) -> Result:
+    """Churn for `duration` seconds after `warmup`; and on, sample by sample, until
+    `min_sessions` sessions ran after the warm-up, for at most `duration` more (a machine
+    slowed by its neighbours churns fewer sessions a second)."""
     if pattern == "sessions":
         idle = 0  # the pattern is sessions alone
     if restart_every and idle:
@@ -505,11 +509,15 @@ async def soak(
         if restart_every:
             tasks.append(asyncio.create_task(restart_workers(stack, churn, restart_every)))
         await asyncio.sleep(warmup)
-        take(time.monotonic() - started, "warm-up")
+        warm = take(time.monotonic() - started, "warm-up")
         end = started + warmup + duration
         while (left := end - time.monotonic()) > 0:
             await asyncio.sleep(min(interval, left))
             take(time.monotonic() - started, "churn")
+        while churn.sessions - warm.sessions < min_sessions and time.monotonic() < end + duration:
+            await asyncio.sleep(interval)
+            take(time.monotonic() - started, "churn")
+        result.duration_s = round(time.monotonic() - started - warmup, 1)
         churn.stop.set()
         await asyncio.gather(*tasks)
         # The churn's pools and sockets go idle and close (pools once a minute): wait for
