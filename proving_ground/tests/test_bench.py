@@ -219,3 +219,28 @@ def test_median_interval_is_the_sign_tests():
     assert bench.median_interval(list(range(1, 11))) == (2, 9)
     with pytest.raises(ValueError, match="too few"):
         bench.median_interval([1, 2, 3, 4, 5])
+
+
+def test_the_metrics_cost_line_gives_the_median_its_interval_and_the_verdict():
+    def side(config, paired):
+        extra = {"django us per op": 100.0, **({"paired": paired} if paired else {})}
+        return bench.Row(config, "broadcast max N=100", "nginx", 1000.0, extra=extra)
+
+    # 16 rounds: costs 1% to 16%, CPU +0.1% to +1.6%; the control's all 0.
+    costs = [(n / 100, n / 1000) for n in range(1, 17)]
+    rows = [
+        side("ours", costs),
+        side("ours, metrics off", None),
+        side("ours, control", [(0.0, 0.0)] * 16),
+    ]
+    line, control = [
+        line for line in bench.targets(rows, {}) if line.lstrip().startswith(("broad", "control"))
+    ]
+    assert "metrics on cost 8.5% of the throughput" in line
+    assert "target <= 3%: missed" in line
+    assert "95% interval of the median 4.0% to 13.0%" in line
+    assert "95% interval of the median +0.4% to +1.3%" in line
+    assert "95% interval of the median 0.0% to 0.0%" in control
+    rows[0] = side("ours", [(cost / 10, cpu) for cost, cpu in costs])
+    (line,) = [line for line in bench.targets(rows, {}) if line.startswith("broad")]
+    assert "metrics on cost 0.9% of the throughput" in line and "3%: met" in line
