@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import importlib.util
 import re
 import signal
 import statistics
@@ -46,14 +47,23 @@ from .compose import ROOT
 from .native import StackError
 
 MODES = {
-    # For the test suite: proves the command end to end.
-    "smoke": {"receivers": 10, "messages": 50, "max_messages": 20, "rounds": 1},
-    "quick": {"receivers": 100, "messages": 250, "max_messages": 150, "rounds": 6},
+    # For the test suite: proves the command end to end. Its windows hold 0.05 to 0.1 s of
+    # the workers' CPU (200 to 500 deliveries), which 100 samples a second cover with 5 to
+    # 10 samples: at 1000 a second, 50 or more, and the odds that a window gets none are
+    # at most e**-50 (Poisson; py-spy's evenly spaced samples vary less than that).
+    "smoke": {"receivers": 10, "messages": 50, "max_messages": 20, "rounds": 1, "rate": 1000},
+    "quick": {"receivers": 100, "messages": 250, "max_messages": 150, "rounds": 6, "rate": 100},
 }
-SAMPLES_A_SECOND = 100
-# Packages of the stack's own code: the folders of Django/ (a sample's file is shown
-# relative to its sys.path entry, as "realtime/consumers.py").
-STACK_PACKAGES = {path.name for path in (ROOT / "Django").iterdir() if path.is_dir()}
+# The stack's own code: the folders and modules of Django/ (a sample's file is shown
+# relative to its sys.path entry, as "realtime/consumers.py" or "gunicorn.conf.py").
+STACK_PACKAGES = {
+    path.name.removesuffix(".py")
+    for path in (ROOT / "Django").iterdir()
+    if path.is_dir() or path.suffix == ".py"
+}
+# Files Python names in angle brackets for code it runs: frozen modules, and code made
+# with exec (dataclasses' and namedtuples' methods, as "<string>").
+PYTHON_PSEUDO_FILES = re.compile(r"<(frozen [\w.]+|string)>")
 TOP_FUNCTIONS = 20
 FRAME = re.compile(r"(?P<function>.*) \((?P<file>.*?):(?P<line>\d+)\)$")
 
@@ -63,6 +73,7 @@ class Profile:
     """Samples of the workers' CPU, and the deliveries they were taken over."""
 
     samples: int = 0
+    workers: list = field(default_factory=list)  # each py-spy run's samples: one per worker
     deliveries: int = 0
     cpu_s: float = 0.0  # the Django processes' CPU time over the same window (psutil)
     owners: collections.Counter = field(default_factory=collections.Counter)
@@ -72,6 +83,7 @@ class Profile:
 
     def add(self, other: Profile) -> None:
         self.samples += other.samples
+        self.workers += other.workers
         self.deliveries += other.deliveries
         self.cpu_s += other.cpu_s
         self.rounds_us += other.rounds_us
@@ -95,9 +107,22 @@ def owner_of(file: str) -> str:
     return top
 
 
+def is_known(owner: str) -> bool:
+    """Whether `owner` names code the workers run: the stack's, a module importable here
+    (the workers run from this virtualenv), or one of Python's frozen modules. A frame
+    py-spy could not name, or a file not shown relative to its sys.path entry, is not."""
+    if owner.endswith("(the stack's)") or PYTHON_PSEUDO_FILES.fullmatch(owner):
+        return True
+    try:
+        return bool(owner.isidentifier() and importlib.util.find_spec(owner))
+    except (ImportError, ValueError):
+        return False
+
+
 def parse(raw: str) -> Profile:
-    """py-spy's raw output: one line per distinct stack, `frame;frame;... count`."""
-    profile = Profile()
+    """One py-spy run's raw output (one worker's): one line per distinct stack,
+    `frame;frame;... count`."""
+    profile = Profile(workers=[0])
     for line in raw.splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack:
@@ -106,6 +131,7 @@ def parse(raw: str) -> Profile:
         found = FRAME.match(leaf)
         function, file = (found["function"], found["file"]) if found else (leaf, leaf)
         profile.samples += int(count)
+        profile.workers[0] += int(count)
         profile.owners[owner_of(file)] += int(count)
         profile.functions[f"{function} ({file})"] += int(count)
     return profile
@@ -119,14 +145,14 @@ def py_spy() -> str:
 
 
 @contextlib.contextmanager
-def spying(stack, profile: Profile):
-    """py-spy on each worker of `stack` while the block runs; its samples added to
-    `profile`."""
+def spying(stack, profile: Profile, rate: int):
+    """py-spy on each worker of `stack`, `rate` samples a second, while the block runs;
+    its samples added to `profile`."""
     with tempfile.TemporaryDirectory() as folder:
         spies = []
         for pid in stack.gunicorn_workers():
             out = Path(folder) / f"{pid}.txt"
-            command = [py_spy(), "record", "--pid", str(pid), "--rate", str(SAMPLES_A_SECOND)]
+            command = [py_spy(), "record", "--pid", str(pid), "--rate", str(rate)]
             command += ["--format", "raw", "--output", str(out), "--gil", "--nonblocking"]
             spy = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
             spies.append((spy, out))
@@ -149,13 +175,13 @@ def broadcast(
     messages: int,
     rate: float | None,
     profile: Profile | None = None,
-    sample: bool = True,
+    samples_a_second: int = 0,
 ):
     """bench.broadcast through nginx; bench.broadcast's figures. Its deliveries and the
-    Django processes' CPU time are added to `profile` if one is given, and with `sample`
-    the samples of py-spy on each worker too."""
-    sampled = profile is not None and sample
-    with spying(stack, profile) if sampled else contextlib.nullcontext():
+    Django processes' CPU time are added to `profile` if one is given, and with
+    `samples_a_second` the samples of py-spy on each worker too."""
+    sampled = profile is not None and samples_a_second
+    with spying(stack, profile, samples_a_second) if sampled else contextlib.nullcontext():
         before = bench.server_cpu(stack)["django"]
         figures = bench.broadcast(stack.http_url, stack.http_url, receivers, messages, rate)
         used = bench.server_cpu(stack)["django"] - before
@@ -190,11 +216,13 @@ def latency(stack, settings: dict) -> dict:
     """p99 at BROADCAST_RATE on `stack`, unprofiled then profiled, and the profile."""
     receivers, messages = settings["receivers"], settings["messages"]
     figures: dict = {"receivers": receivers, "messages": messages, "rate": BROADCAST_RATE}
+    figures["workers"] = len(stack.gunicorn_workers())
     # The unprofiled run's deliveries and CPU time apart: the profile's are its window's.
     profile, unprofiled = Profile(), Profile()
-    for run, into, sample in (("unprofiled", unprofiled, False), ("profiled", profile, True)):
+    runs = (("unprofiled", unprofiled, 0), ("profiled", profile, settings["rate"]))
+    for run, into, samples_a_second in runs:
         rate, p50, p99, _, dropped, _ = broadcast(
-            stack, receivers, messages, BROADCAST_RATE, into, sample
+            stack, receivers, messages, BROADCAST_RATE, into, samples_a_second
         )
         figures[run] = {
             "p50 ms": p50,
@@ -236,7 +264,7 @@ def metrics(stacks: dict, settings: dict, log=print) -> dict[str, Profile]:
         for side in list(stacks)[:: 1 if round_ % 2 == 0 else -1]:
             cost = handshakes(stacks[side], receivers)
             profiles[side].handshake_ms.append(round(cost, 2))
-            broadcast(stacks[side], receivers, messages, None, profiles[side])
+            broadcast(stacks[side], receivers, messages, None, profiles[side], settings["rate"])
         log(f"metrics round {round_ + 1} of {settings['rounds']} done", flush=True)
     return profiles
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from proving_ground import bench
+from proving_ground import bench, bench_profile
 from proving_ground.compose import ROOT
 
 
@@ -193,19 +193,29 @@ def test_bench_presence_smoke_counts_redis_commands_on_both_sides(tmp_path):
 
 
 def test_bench_profile_smoke_samples_the_workers_during_broadcasts(tmp_path):
-    # make bench-profile, smoke mode: py-spy's samples of the workers come back, put down
-    # to the server (uvicorn), Channels and the stack's own code, on both metrics sides;
-    # with metrics off, nothing counts.
+    # make bench-profile, smoke mode: py-spy ran on each worker in each profiled window and
+    # its samples came back, every one put down to code the workers run; with metrics off,
+    # nothing counts. Which packages a window's samples fall in is chance, so that is not
+    # asserted here: test_bench_profile.py proves the attribution on recorded samples.
+    # Samples are certain: each window holds at least 0.05 s of the workers' CPU, sampled
+    # at 1000 a second (MODES["smoke"]): 50 samples or more expected (70 to 255 seen), and
+    # none at all with odds of e**-50, about 2e-22, per window.
     result, folder = smoke("bench_profile", tmp_path)
     data = json.loads((folder / "profile.json").read_text())
     latency = data["latency"]
     assert latency["unprofiled"]["p99 ms"] > 0 and latency["profiled"]["p99 ms"] > 0
-    owners = latency["profile"]["owners"]
-    assert latency["profile"]["deliveries"] == 10 * 50
-    for owner in ("uvicorn", "channels", "Django/realtime (the stack's)"):
-        assert owners.get(owner, 0) > 0, owners
-    on, off = data["metrics"]["metrics on"], data["metrics"]["metrics off"]
-    assert on["samples"] > 0 and off["samples"] > 0 and on["cpu_s"] > 0
+    profile = latency["profile"]
+    assert profile["deliveries"] == 10 * 50
+    workers = latency["workers"]
+    windows = {"latency": profile, **data["metrics"]}
+    for name, window in windows.items():
+        assert len(window["workers"]) == workers, (name, window["workers"])
+        assert window["samples"] == sum(window["workers"]) > 0, name
+        assert sum(window["owners"].values()) == window["samples"], name
+        unknown = [owner for owner in window["owners"] if not bench_profile.is_known(owner)]
+        assert not unknown, (name, window["owners"])
+        assert window["cpu_s"] > 0, name
+    off = data["metrics"]["metrics off"]
     counting = [f for f in off["functions"] if "Tally" in f or "(prometheus_client/" in f]
     assert not counting, counting
     report = (folder / "profile.md").read_text()
