@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from proving_ground import bench, bench_profile
+from proving_ground import bench, bench_clients, bench_profile
 from proving_ground.compose import ROOT
 
 
@@ -129,9 +129,15 @@ def test_bench_clients_smoke_serves_every_server_and_reports_each_step(tmp_path)
         "Python, websockets",
     ]
     for name, run in servers.items():
-        # Two steps of 20 clients, every broadcast reached all of them in time.
-        assert [s["clients"] for s in run["steps"]] == [20, 40], (name, run["stopped"])
-        assert run["served"] == 40 and run["stopped"] == "client bound (40)"
+        # Steps of 20 clients, each measured, until the mode's 40 or a p95 past the bound.
+        # Whether a step's 8 broadcasts stay within 500 ms is timing (one stall of the
+        # machine can pass it), so either verdict is a working command; an error is not.
+        steps = [s["clients"] for s in run["steps"]]
+        if run["stopped"] == "client bound (40)":
+            assert steps == [20, 40] and run["served"] == 40, name
+        else:
+            assert run["stopped"] == f"p95 over {bench_clients.LIMIT_MS} ms", (name, run)
+            assert (steps, run["served"]) in (([20], 0), ([20, 40], 20)), (name, run)
         for step in run["steps"]:
             assert 0 < step["p50_ms"] <= step["p95_ms"] <= step["max_ms"]
             # CPU comes in clock ticks: a smoke's few deliveries may use less than one.

@@ -1,12 +1,12 @@
 """Memory under connection churn, bounded: the short form of `make soak`.
 
 The workers' memory is sampled through a churn of sessions after a warm-up; its growth
-per session must stay under bounds set from measured runs: RSS (BOUND_KIB), and
-what the workers' allocators hold live, Python objects and C allocations alike
-(LIVE_BOUND_KIB; RSS also grows while the allocators settle, which is no leak). The same
-measurement of a stack with a known leak of the size issue 13 reported must break both
-bounds, so the tests can fail. DEBUG is off: with it on, Django's per-connection query log
-grows by design until it holds 9000 queries; that is no leak.
+per session must stay under bounds set from measured runs: what the workers' allocators
+hold live, Python objects and C allocations alike (LIVE_BOUND_KIB), and RSS (BOUND_KIB,
+looser: RSS also grows while the allocators settle, which is no leak). The same
+measurement of a stack with a known leak of the size issue 13 reported must break the
+live bound, so the tests can fail. DEBUG is off: with it on, Django's per-connection
+query log grows by design until it holds 9000 queries; that is no leak.
 """
 
 import asyncio
@@ -16,14 +16,20 @@ from proving_ground.native import NativeStack, entrypoint_serving
 from proving_ground.soak import Result, soak, worker_memory_env
 
 # Growth per session after warm-up, KiB, as the median slope between every two samples
-# (Result.growth_slope_kib), with a full garbage collection before each sample. Three runs
-# of these tests here: flat, RSS +0.6 to +1.2 and live +0.1 to +0.4 (churn and quick
-# sessions); the leak of issue 13's size (4 KiB per session, DEBUG off), RSS +4.6 to +4.8
-# and live +4.4 to +4.5. Each bound lies between them. Measured from the first and last
-# samples alone, a flat run once grew RSS +2.08 and live +3.0 on a fresh CI machine
-# (allocators and caches that fill once, garbage waiting for a full collection).
-BOUND_KIB = 2.5
-LIVE_BOUND_KIB = 2.0
+# (Result.growth_slope_kib), with a full garbage collection before each sample.
+# What the allocators hold live is the precise measure, and the one the leak is told by:
+# flat runs here -0.1 to +0.9 (churn and quick sessions, mean +0.3), the leak of issue
+# 13's size (4 KiB per session, DEBUG off) +4.3 to +4.8 (mean +4.5). LIVE_BOUND_KIB lies
+# between, 7 standard deviations of the flat runs above their mean and 12 of the leak's
+# below its: chance fails neither side with odds worth naming.
+# RSS moves with the allocators' arenas and the kernel's pages as well: flat runs +0.1 to
+# +2.2 (mean +0.7), the leak +4.5 to +5.9, too close together to tell apart with odds of
+# one in a thousand. It is asserted only against growth no flat run comes near (BOUND_KIB,
+# 5 standard deviations above the flat runs' mean and 1.3 KiB above the highest seen:
+# about 1e-4 allowing for a heavier tail than the normal's), for growth outside the
+# allocators (thread stacks, a library's own mmap) that the live figure cannot see.
+LIVE_BOUND_KIB = 2.5
+BOUND_KIB = 3.5
 ISSUE_13_LEAK_KIB = 4.0
 # Samples this often during the churn, for the slopes between them.
 SAMPLE_INTERVAL_S = 5
@@ -93,7 +99,7 @@ def test_live_memory_stays_flat_under_quick_sessions(tmp_path):
     assert result.growth_slope_kib("live") < LIVE_BOUND_KIB
 
 
-def test_a_leak_of_issue_13s_size_breaks_the_bounds(tmp_path):
+def test_a_leak_of_issue_13s_size_breaks_the_live_bound(tmp_path):
     # The stack's own start-up, then Gunicorn serving the same app wrapped in a leak.
     command = entrypoint_serving("proving_ground.leaky_app:application")
     env = {**ENV, "LEAK_KIB": str(ISSUE_13_LEAK_KIB), "PYTHONPATH": str(ROOT)}
@@ -102,7 +108,6 @@ def test_a_leak_of_issue_13s_size_breaks_the_bounds(tmp_path):
         # about twice the bounds (three runs here, 20 s after a 5 s warm-up: RSS +4.5 to
         # +5.9 KiB, live +4.3 to +4.5).
         result = measured(stack, "churn", warmup=5, duration=20)
-    assert result.growth_slope_kib("rss") >= BOUND_KIB
     assert result.growth_slope_kib("live") >= LIVE_BOUND_KIB
 
 
