@@ -6,7 +6,7 @@ VENV := $(CURDIR)/.venv
 INSTALL := VIRTUAL_ENV=$(VENV) $(POETRY)
 PYTHON := $(VENV)/bin/python
 
-.PHONY: deps native test test-unit test-stack test-docker lock faults failover spread slow-client storm soak prod-env bench bench-full bench-tune bench-metrics bench-scale bench-clients bench-memory bench-presence bench-profile
+.PHONY: deps native test test-unit test-stack test-docker lock faults failover spread slow-client storm soak prod-env bench bench-full bench-tune bench-metrics bench-scale bench-clients bench-memory bench-presence bench-profile bench-fanout
 
 ## Install the locked environments into .venv: the proving ground's tools, then Django's
 ## dependencies and unit-test tools (last, so the app's pins win where both name a package).
@@ -92,6 +92,12 @@ bench-memory:
 ## metrics take of it, on and off (about 5 min).
 bench-profile:
 	$(PYTHON) -m proving_ground.bench_profile --mode $(or $(MODE),quick)
+
+## One worker's fan-out: 1000 sockets in a group, broadcasts 4 in flight; deliveries a
+## second, completion p50/p95, worker and Redis CPU per delivery, by layer and route
+## (at most 3 min).
+bench-fanout:
+	$(PYTHON) -m proving_ground.bench_fanout --mode $(or $(MODE),quick)
 
 ## What presence costs: Redis commands per idle socket per minute, joins and broadcast
 ## throughput, presence on and off (about 5 min).

@@ -790,6 +790,15 @@ def machine() -> dict:
     return {**host(), "packages": packages(names), "servers": servers()}
 
 
+def machine_lines(info: dict) -> list[str]:
+    """A report's lines on the machine and the versions it ran (`machine()`)."""
+    return [
+        "Machine: " + ", ".join(f"{k} {v}" for k, v in info.items() if not isinstance(v, dict)),
+        "",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in info["packages"].items()),
+    ]
+
+
 def relay_share(row: Row) -> tuple[float, float, float] | None:
     """CPU microseconds nginx and Django spent per unit of `row.rate`, and nginx's share
     of the two: what nginx costs a server whose cores are all busy and whose clients run

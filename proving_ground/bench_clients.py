@@ -281,7 +281,9 @@ class ClientError(Exception):
     pass
 
 
-def _receive(pipes: list[Connection], timeout: float) -> list[tuple[int, tuple]]:
+def client_reports(pipes: list[Connection], timeout: float) -> list[tuple[int, tuple]]:
+    """(pipe's index, message) for each client process that reported within `timeout`
+    (at least one); a client's ("error", reason) raises ClientError."""
     ready = wait(pipes, timeout)
     if not ready:
         raise ClientError(f"no answer from the clients in {timeout:.0f} s")
@@ -319,7 +321,7 @@ def measure(server: Server, settings: dict, log=print) -> Result:
                 pipe.send(("add", step // len(pipes) + (i < step % len(pipes))))
             added = 0
             while added < len(pipes):
-                added += sum(m[0] == "added" for _, m in _receive(pipes, 120))
+                added += sum(m[0] == "added" for _, m in client_reports(pipes, 120))
             clients += step
             cpu_before, _ = server.usage()
             rtts: list[float] = []
@@ -331,7 +333,7 @@ def measure(server: Server, settings: dict, log=print) -> Result:
                     key = f"shootout:{serial}"
                     in_flight[key] = [len(pipes), 0.0, None]
                     random.choice(pipes).send(("send", key))
-                for _, (_done, key, last, sent) in _receive(pipes, BROADCAST_TIMEOUT):
+                for _, (_done, key, last, sent) in client_reports(pipes, BROADCAST_TIMEOUT):
                     entry = in_flight[key]
                     entry[0] -= 1
                     entry[1] = max(entry[1], last)

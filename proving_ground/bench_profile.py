@@ -317,12 +317,7 @@ def markdown(found: dict, mode: str) -> str:
     lines = [
         f"# Where the workers' CPU goes during a broadcast ({mode})",
         "",
-        "Machine: "
-        + ", ".join(
-            f"{k} {v}" for k, v in found["machine"].items() if k not in ("packages", "servers")
-        ),
-        "",
-        "Versions: " + ", ".join(f"{k} {v}" for k, v in found["machine"]["packages"].items()),
+        *bench.machine_lines(found["machine"]),
         "",
         f"## Broadcast to {lat['receivers']} receivers at {lat['rate']} messages a second",
         "",
