@@ -198,7 +198,7 @@ async def _broadcast(stack, layer: str, route: str, settings: dict, pids: dict) 
         sockets // CLIENT_PROCESSES + (i < sockets % CLIENT_PROCESSES)
         for i in range(CLIENT_PROCESSES)
     ]
-    pipes, processes = [], []
+    pipes, processes, sender, drain = [], [], None, None
     for share in shares:
         mine, theirs = context.Pipe()
         process = context.Process(target=_receiver_process, args=(url, origin, share, theirs))
@@ -236,9 +236,11 @@ async def _broadcast(stack, layer: str, route: str, settings: dict, pids: dict) 
                     result.completions_ms.append((completed - sent_at[done]) * 1000)
         elapsed = time.monotonic() - started
         after = {k: cpu_seconds(v) for k, v in {**pids, "client": client}.items()}
-        drain.cancel()
-        sender.close()
     finally:
+        if drain:
+            drain.cancel()
+        if sender:
+            sender.close()
         for pipe in pipes:
             with contextlib.suppress(OSError):
                 pipe.send(("stop",))

@@ -51,8 +51,20 @@ MODES = {
     # the workers' CPU (200 to 500 deliveries), which 100 samples a second cover with 5 to
     # 10 samples: at 1000 a second, 50 or more, and the odds that a window gets none are
     # at most e**-50 (Poisson; py-spy's evenly spaced samples vary less than that).
-    "smoke": {"receivers": 10, "messages": 50, "max_messages": 20, "rounds": 1, "rate": 1000},
-    "quick": {"receivers": 100, "messages": 250, "max_messages": 150, "rounds": 6, "rate": 100},
+    "smoke": {
+        "receivers": 10,
+        "messages": 50,
+        "max_messages": 20,
+        "rounds": 1,
+        "samples_a_second": 1000,
+    },
+    "quick": {
+        "receivers": 100,
+        "messages": 250,
+        "max_messages": 150,
+        "rounds": 6,
+        "samples_a_second": 100,
+    },
 }
 # The stack's own code: the folders and modules of Django/ (a sample's file is shown
 # relative to its sys.path entry, as "realtime/consumers.py" or "gunicorn.conf.py").
@@ -219,7 +231,8 @@ def latency(stack, settings: dict) -> dict:
     figures["workers"] = len(stack.gunicorn_workers())
     # The unprofiled run's deliveries and CPU time apart: the profile's are its window's.
     profile, unprofiled = Profile(), Profile()
-    runs = (("unprofiled", unprofiled, 0), ("profiled", profile, settings["rate"]))
+    sampled = settings["samples_a_second"]
+    runs = (("unprofiled", unprofiled, 0), ("profiled", profile, sampled))
     for run, into, samples_a_second in runs:
         rate, p50, p99, _, dropped, _ = broadcast(
             stack, receivers, messages, BROADCAST_RATE, into, samples_a_second
@@ -264,7 +277,8 @@ def metrics(stacks: dict, settings: dict, log=print) -> dict[str, Profile]:
         for side in list(stacks)[:: 1 if round_ % 2 == 0 else -1]:
             cost = handshakes(stacks[side], receivers)
             profiles[side].handshake_ms.append(round(cost, 2))
-            broadcast(stacks[side], receivers, messages, None, profiles[side], settings["rate"])
+            sampled = settings["samples_a_second"]
+            broadcast(stacks[side], receivers, messages, None, profiles[side], sampled)
         log(f"metrics round {round_ + 1} of {settings['rounds']} done", flush=True)
     return profiles
 
