@@ -157,6 +157,17 @@ def median_interval(values: list[float], confidence: float = 0.95) -> tuple[floa
     return ordered[k - 1], ordered[n - k]
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU seconds (user and system) used so far by the processes `pids`; one that is
+    gone counts nothing."""
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = psutil.Process(pid).cpu_times()
+            total += times.user + times.system
+    return total
+
+
 def server_cpu(stack: NativeStack) -> dict[str, float]:
     """CPU seconds used so far by nginx's and Gunicorn's (or daphne's) processes."""
     used = {}
@@ -165,12 +176,7 @@ def server_cpu(stack: NativeStack) -> dict[str, float]:
         if executor is None or executor.process is None:
             continue
         root = psutil.Process(executor.process.pid)
-        total = 0.0
-        for process in [root, *root.children(recursive=True)]:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                times = process.cpu_times()
-                total += times.user + times.system
-        used[name] = total
+        used[name] = cpu_seconds([root.pid, *(c.pid for c in root.children(recursive=True))])
     return used
 
 

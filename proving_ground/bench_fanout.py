@@ -31,10 +31,8 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from urllib.parse import urlsplit
 
-import psutil
-
 from . import bench
-from .bench import percentile, start_stack
+from .bench import cpu_seconds, percentile, start_stack
 from .bench_clients import client_reports
 
 MODES = {
@@ -176,15 +174,6 @@ class Result:
     worker_cores: float = 0.0  # near 1: the worker was the bottleneck, not the clients
     client_cores: float = 0.0
     completions_ms: list = field(default_factory=list, repr=False)
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    total = 0.0
-    for pid in pids:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            times = psutil.Process(pid).cpu_times()
-            total += times.user + times.system
-    return total
 
 
 async def _broadcast(stack, layer: str, route: str, settings: dict, pids: dict) -> Result:
