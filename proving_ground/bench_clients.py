@@ -53,6 +53,8 @@ MODES = {
     "full": {"step": 1000, "max_clients": 10000, "samples": 40, "seconds": 600},
 }
 NODE_WS = ROOT / "proving_ground" / "peers" / "node_ws"
+NODE_SERVER = "Node, ws"  # the bar: each row says what share of its clients it serves
+OWN_LAYER_SERVER = "stack, fanout layer"
 
 
 @dataclass
@@ -172,8 +174,9 @@ def servers_under_test() -> list[Server]:
     return [
         StackServer("stack, core layer", "ours", "core", "2 workers"),
         StackServer("stack, pub/sub layer", "ours", "pubsub", "2 workers"),
+        StackServer(OWN_LAYER_SERVER, "ours", "fanout", "2 workers"),
         StackServer("daphne, same app", "daphne", "core", "1"),
-        PeerServer("Node, ws", ["node", "server.js"], NODE_WS),
+        PeerServer(NODE_SERVER, ["node", "server.js"], NODE_WS),
         PeerServer(
             "Python, websockets",
             [sys.executable, "-m", "proving_ground.peers.websockets_server"],
@@ -393,14 +396,16 @@ def markdown(results: list[Result], info: dict, mode: str, settings: dict) -> st
         " timed until every client has it; a step counts while p95 is within"
         f" {LIMIT_MS} ms. Clients in {CLIENT_PROCESSES} processes on the same machine.",
         "",
-        "| server | via | processes | most clients served | p95 ms there | CPU us per"
-        " delivery | KiB per client | stopped by |",
-        "|---|---|---|---:|---:|---:|---:|---|",
+        "| server | via | processes | most clients served | of Node ws's | p95 ms there |"
+        " CPU us per delivery | KiB per client | stopped by |",
+        "|---|---|---|---:|---:|---:|---:|---:|---|",
     ]
+    node = next((r.served for r in results if r.server == NODE_SERVER), 0)
     for r in results:
         best = next((s for s in r.steps if s.clients == r.served), None)
+        share = f"{r.served / node:.2f}" if node else "-"
         out.append(
-            f"| {r.server} | {r.via} | {r.processes} | {r.served} |"
+            f"| {r.server} | {r.via} | {r.processes} | {r.served} | {share} |"
             f" {best.p95_ms if best else '-'} | {best.cpu_us_per_delivery if best else '-'} |"
             f" {best.kib_per_client if best else '-'} | {r.stopped} |"
         )
@@ -429,6 +434,14 @@ def markdown(results: list[Result], info: dict, mode: str, settings: dict) -> st
         "",
     ]
     return "\n".join(out)
+
+
+def ratio_line(results: list[Result]) -> str:
+    """The stack on its own layer against Node ws, from this run."""
+    served = {r.server: r.served for r in results}
+    ours, node = served.get(OWN_LAYER_SERVER, 0), served.get(NODE_SERVER, 0)
+    ratio = f"{ours / node:.2f}" if node else "-"
+    return f"{OWN_LAYER_SERVER}: {ours} clients; {NODE_SERVER}: {node}; ratio {ratio}"
 
 
 def plot(results: list[Result], folder: Path) -> Path:
@@ -500,6 +513,7 @@ def main() -> int:
     plot(results, folder)
     print()
     print(report)
+    print(ratio_line(results))
     print(f"written to {folder} in {time.monotonic() - started:.0f} s")
     return 0
 

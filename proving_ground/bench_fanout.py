@@ -35,10 +35,12 @@ from . import bench
 from .bench import cpu_seconds, percentile, start_stack
 from .bench_clients import client_reports
 
+# Every layer CHANNEL_LAYER selects: channels-redis's two and the stack's own.
+LAYERS = ("core", "pubsub", "fanout")
 MODES = {
     # For the test suite: proves the command end to end, measures nothing worth quoting.
-    "smoke": {"sockets": 40, "seconds": 2, "in_flight": 4, "layers": ("core", "pubsub")},
-    "quick": {"sockets": 1000, "seconds": 10, "in_flight": 4, "layers": ("core", "pubsub")},
+    "smoke": {"sockets": 40, "seconds": 2, "in_flight": 4, "layers": LAYERS},
+    "quick": {"sockets": 1000, "seconds": 10, "in_flight": 4, "layers": LAYERS},
 }
 CLIENT_PROCESSES = 2
 # One worker process: the cost per socket is what it pays for each of its own.

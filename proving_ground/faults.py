@@ -79,8 +79,13 @@ def room() -> str:
     return f"fault-{uuid.uuid4().hex[:10]}"
 
 
+# Layers whose groups are Redis subscriptions held by each worker, not keys in Redis:
+# channels-redis's pub/sub layer and the stack's own (realtime/fanout.py).
+SUBSCRIBING = ("pubsub", "fanout")
+
+
 def layer_of(stack) -> str:
-    """The channel layer the stack's Django runs on (CHANNEL_LAYER: core or pubsub)."""
+    """The channel layer the stack's Django runs on (CHANNEL_LAYER: core, pubsub, fanout)."""
     return stack.django_env().get("CHANNEL_LAYER", "core")
 
 
@@ -197,11 +202,11 @@ async def redis_restart(stack: NativeStack, outcome: Outcome) -> None:
     for _ in range(5):
         clients += await clients_on_distinct_workers(stack, name)
     await everyone_hears(clients[0], clients[1:], "before the restart")
-    pubsub = layer_of(stack) == "pubsub"
+    subscribing = layer_of(stack) in SUBSCRIBING
     stack.restart_service("redis")
     restarted = time.monotonic()
     closes = await closed_then_rejoined(
-        clients, {1011, 1012}, "the Redis restart", may_stay_open=pubsub, outcome=outcome
+        clients, {1011, 1012}, "the Redis restart", may_stay_open=subscribing, outcome=outcome
     )
     outcome.recovery_s = time.monotonic() - restarted
     await finish(stack, outcome, clients)
@@ -217,14 +222,14 @@ async def redis_flushed(stack: NativeStack, outcome: Outcome) -> None:
     name = room()
     clients = await clients_on_distinct_workers(stack, name)
     await everyone_hears(clients[0], clients[1:], "before the flush")
-    pubsub = layer_of(stack) == "pubsub"
+    subscribing = layer_of(stack) in SUBSCRIBING
     client = redis.Redis(host="127.0.0.1", port=stack.redis_port)
     try:
         client.flushall()
     finally:
         client.close()
     flushed = time.monotonic()
-    if pubsub:  # its groups are subscriptions: nothing to lose
+    if subscribing:  # its groups are subscriptions: nothing to lose
         closes = await closed_then_rejoined(
             clients, set(), "the flush", may_stay_open=True, outcome=outcome
         )
@@ -792,7 +797,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
         "--layer",
-        choices=("core", "pubsub"),
+        choices=("core", "pubsub", "fanout"),
         help="the channel layer to run under (default: the one Django/.env.django sets)",
     )
     args = parser.parse_args()

@@ -118,6 +118,7 @@ CHANNEL_LAYER_BACKENDS = {
     # channels-redis's class with fixes (realtime/compat.py says which, and until when).
     "core": "realtime.compat.RedisChannelLayer",
     "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
+    "fanout": "realtime.fanout.FanoutChannelLayer",
 }
 CHANNEL_LAYERS = {
     "default": {
@@ -128,6 +129,8 @@ CHANNEL_LAYERS = {
             **(
                 {"capacity": env.channel_capacity, "expiry": env.channel_expiry}
                 if env.channel_layer == "core"
+                else {"capacity": env.channel_capacity}
+                if env.channel_layer == "fanout"
                 else {}
             ),
         },

@@ -5,6 +5,7 @@ import time
 from django.conf import settings
 
 from realtime.consumers import JsonConsumer
+from realtime.frames import frame
 
 from . import figures
 
@@ -39,15 +40,16 @@ class EchoConsumer(JsonConsumer):
             {"type": "echo.broadcast", "text": content.get("text"), "from_pid": os.getpid()},
         )
 
-    async def echo_broadcast(self, event):
-        await self.send_json(
-            {
-                "type": "broadcast",
-                "text": event["text"],
-                "from_pid": event["from_pid"],
-                "pid": os.getpid(),
-            }
-        )
+    # The same frame for every socket of this worker: on the stack's own layer it is
+    # built once and written to each (realtime/frames.py).
+    @frame
+    def echo_broadcast(event):
+        return {
+            "type": "broadcast",
+            "text": event["text"],
+            "from_pid": event["from_pid"],
+            "pid": os.getpid(),
+        }
 
 
 class FiguresConsumer(JsonConsumer):

@@ -12,7 +12,8 @@ unpatched library, and goes once upstream fixes it:
 - WebSocketProtocol (uvicorn): the 1009 close frame for an oversized frame reaches the
   client; a client too slow to read (no pong in time, or a send held up) is closed with
   CLOSE_TOO_SLOW, and aborted if it never reads, instead of holding its consumer up and
-  its buffers for ever.
+  its buffers for ever; prepared frames (realtime.fanout) are written straight to the
+  transport, offered to the app as the scope extension "realtime.frames".
 - TallyHistogram (realtime/metrics.py, prometheus-client): adds a second's observations
   to a histogram's bucket and sum values (`_buckets`, `_sum`, `_upper_bounds`) at once,
   where observe() would write each one to the shared file.
@@ -38,6 +39,7 @@ from redis.asyncio import ConnectionPool
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from . import metrics
+from .frames import FRAMES_EXTENSION
 
 logger = logging.getLogger(__name__)
 
@@ -244,7 +246,7 @@ CLOSE_TOO_SLOW = 4008
 
 
 class WebSocketProtocol(WebSocketsSansIOProtocol):
-    """Uvicorn's WebSocket protocol with two changes.
+    """Uvicorn's WebSocket protocol with three changes.
 
     Lingering: Uvicorn closes the connection right after its close frame for a protocol
     error (1009 for a frame over ws_max_size). The client is still sending the rest of
@@ -263,9 +265,48 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
     is aborted close_timeout later if the client does not answer, and the consumer gets
     its websocket.disconnect. Sends after that are dropped, as for any socket the client
     closed meanwhile.
+
+    Prepared frames: write_frame() puts bytes a worker built once for many sockets
+    (realtime.fanout) on the transport, bypassing the sans-I/O connection's framing;
+    offered only on connections without extensions, and bounded like a send.
     """
 
     send_timeout: float = 10.0
+    # Bytes a socket may have waiting to go out before it counts as too slow: prepared
+    # frames (write_frame) do not wait for the buffer to drain, so this bounds them.
+    send_buffer_limit: int = 1 << 20
+    paused_at: float | None = None
+
+    def handle_connect(self, event) -> None:
+        super().handle_connect(event)
+        # Prepared frames are plain text frames: offered only where no extension
+        # (permessage-deflate) changes how frames are written.
+        if getattr(self, "scope", None) is not None and not self.conn.extensions:
+            self.scope["extensions"][FRAMES_EXTENSION] = {"write": self.write_frame}
+
+    def write_frame(self, frame: bytes) -> bool:
+        """Put a prepared frame (realtime.fanout) on the wire, or False if the socket is
+        closing. A client that leaves more than send_buffer_limit bytes unread, or keeps
+        the buffer full for send_timeout, is closed with CLOSE_TOO_SLOW."""
+        if self.close_sent or self.disconnected or getattr(self, "too_slow", False):
+            return False
+        if self.paused_at is not None:
+            if self.transport.get_write_buffer_size() > self.send_buffer_limit:
+                self.close_too_slow(f"over {self.send_buffer_limit} bytes unread")
+                return False
+            if time.monotonic() - self.paused_at > self.send_timeout:
+                self.close_too_slow(f"the buffer full for {self.send_timeout:.0f} s")
+                return False
+        self.transport.write(frame)
+        return True
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self.paused_at = time.monotonic()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self.paused_at = None
 
     def handle_parser_exception(self) -> None:
         assert self.conn.close_sent is not None

@@ -8,7 +8,9 @@ from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
-from . import metrics
+from . import frames, metrics
+from .fanout import FRAME_EVENT, Listener
+from .frames import FRAMES_EXTENSION, frame
 from .layer import ChannelLayerLost, GuardedLayer, reset_layer_pools
 from .membership import monitor_for
 from .presence import listeners_group, presence_for
@@ -86,6 +88,9 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
       "left"}``, within half a second, its own arrival first.
     - ``metrics_route``: the ``route`` label of this socket's metrics (realtime/metrics.py;
       by default the class name without "Consumer", lower case).
+    - ``@frame`` handlers (realtime/frames.py): group events that become the same frame
+      for every socket; on the stack's own layer (realtime/fanout.py) the worker builds
+      it once per message and writes it to each socket.
 
     Each socket may send settings.WS_RATE_LIMIT frames a second (bursts of WS_RATE_BURST);
     beyond that, frames are dropped with an error frame. If the channel layer itself fails,
@@ -157,6 +162,11 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
         return counted_send
 
     async def dispatch(self, message):
+        if message["type"] == FRAME_EVENT:  # a prepared frame's turn (realtime.fanout)
+            prepared, size = message["frame"]
+            if self._write_frame(prepared):
+                self.route_metrics.sent_frames(1, size, message.get(metrics.SENT_AT))
+            return
         self._sent_at = message.get(metrics.SENT_AT)
         try:
             if self.event_db_cleanup or message["type"].startswith("websocket."):
@@ -222,15 +232,14 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
         """The handshake's query string, parsed: {name: [values]}."""
         return parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
 
-    async def presence_changed(self, event):
-        await self.send_json(
-            {
-                "type": "presence",
-                **event["presence"],
-                "joined": event["joined"],
-                "left": event["left"],
-            }
-        )
+    @frame
+    def presence_changed(event):
+        return {
+            "type": "presence",
+            **event["presence"],
+            "joined": event["joined"],
+            "left": event["left"],
+        }
 
     async def _refused(self, refused: Refused) -> None:
         if self.accepted:
@@ -246,6 +255,21 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
             self.accepted = True
             self.route_metrics.accepted.inc()
             self.route_metrics.sockets_open.inc()
+            self._attach_frames()
+
+    def _attach_frames(self) -> None:
+        """On a layer and server that can (realtime.fanout, the stack's Uvicorn worker),
+        this class's @frame events are built once per worker and written straight to the
+        socket (realtime/frames.py)."""
+        layer = getattr(self.channel_layer, "layer", None)
+        server = self.scope.get("extensions", {}).get(FRAMES_EXTENSION)
+        builders = frames.builders(type(self))
+        if server is None or not hasattr(layer, "attach") or not builders:
+            return
+        self._write_frame = server["write"]
+        layer.attach(
+            self.channel_name, Listener(self._write_frame, builders, self.route_metrics.sent_frames)
+        )
 
     async def refuse(self, reason: str, code: int | None = None, detail: str = "") -> None:
         """Turn the handshake down: HTTP 403, or with a close code, accept, send `detail`

@@ -144,9 +144,10 @@ class TallyHistogram:
         self.flushed = [0] * len(self.bounds)
         self.sum = self.flushed_sum = 0.0
 
-    def observe(self, amount: float) -> None:
-        self.counts[bisect.bisect_left(self.bounds, amount)] += 1
-        self.sum += amount
+    def observe(self, amount: float, count: int = 1) -> None:
+        """`count` observations of `amount` (a fan-out's sockets, at once)."""
+        self.counts[bisect.bisect_left(self.bounds, amount)] += count
+        self.sum += amount * count
 
     def flush(self) -> None:
         for i, count in enumerate(self.counts):
@@ -222,6 +223,13 @@ class RouteMetrics:
         if sent_at is not None:
             self.delivery_lag.observe(max(time.time() - sent_at, 0.0))
 
+    def sent_frames(self, count: int, size: int, sent_at: float | None) -> None:
+        """`count` sockets sent the same frame of `size` bytes (realtime.fanout)."""
+        self.frames_sent.inc(count)
+        self.frames_sent_bytes.inc(count * size)
+        if sent_at is not None:
+            self.delivery_lag.observe(max(time.time() - sent_at, 0.0), count)
+
 
 class _Uncounted:
     def inc(self, amount: float = 1) -> None:
@@ -249,6 +257,9 @@ class UncountedRoute(RouteMetrics):
         pass
 
     def sent(self, text: str | None, data: bytes | None, sent_at: float | None) -> None:
+        pass
+
+    def sent_frames(self, count: int, size: int, sent_at: float | None) -> None:
         pass
 
 

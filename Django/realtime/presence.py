@@ -11,7 +11,8 @@ changes of NOTIFY_INTERVAL go as one event, with the whole summary read from Red
 client that missed one is right at the next.
 
 An entry is "<channel name> <name>": the name is the user's (usernames have no spaces),
-empty for a guest. Needs RedisChannelLayer (or the in-memory layer, in one process).
+empty for a guest. Needs a Redis layer (RedisChannelLayer or FanoutChannelLayer), or the
+in-memory layer in one process.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from channels_redis.core import RedisChannelLayer
 from redis.exceptions import RedisError
 
 from . import metrics
+from .fanout import FanoutChannelLayer
 from .layer import PerWorker
 
 logger = logging.getLogger(__name__)
@@ -85,7 +87,8 @@ class Presence:
         self.local: dict[str, set[str]] = {}  # group -> this worker's entries
         self.changes: dict[str, _Changes] = {}  # group -> not yet told
         self.task: asyncio.Task | None = None
-        self.store = RedisStore(layer) if isinstance(layer, RedisChannelLayer) else LocalStore()
+        redis = isinstance(layer, (RedisChannelLayer, FanoutChannelLayer))
+        self.store = RedisStore(layer) if redis else LocalStore()
 
     async def enter(self, group: str, channel: str, name: str) -> None:
         entry = f"{channel} {name}"
@@ -152,7 +155,7 @@ class Presence:
 
 
 class RedisStore:
-    def __init__(self, layer: RedisChannelLayer):
+    def __init__(self, layer: RedisChannelLayer | FanoutChannelLayer):
         self.layer = layer
 
     def key(self, group: str) -> str:
@@ -243,6 +246,6 @@ _trackers = PerWorker(Presence)
 def presence_for(layer, ttl: float) -> Presence | None:
     """This worker's presence for `layer`, or None where the layer has no store for it
     (RedisPubSubChannelLayer)."""
-    if not isinstance(layer, (RedisChannelLayer, InMemoryChannelLayer)):
+    if not isinstance(layer, (RedisChannelLayer, FanoutChannelLayer, InMemoryChannelLayer)):
         return None
     return _trackers.get(layer, ttl)

@@ -21,7 +21,11 @@ OUTPUT = Path(os.environ.get("TEST_OUTPUT", ROOT / "test-output"))
 @pytest.fixture(scope="session")
 def stack():
     # Two workers at least, so cross-process delivery through Redis is observable.
-    with NativeStack(django_env={"WEB_CONCURRENCY": "2"}) as running:
+    # TEST_CHANNEL_LAYER runs the suite on another layer than the env file's (CHANNEL_LAYER).
+    env = {"WEB_CONCURRENCY": "2"}
+    if layer := os.environ.get("TEST_CHANNEL_LAYER"):
+        env["CHANNEL_LAYER"] = layer
+    with NativeStack(django_env=env) as running:
         yield running
 
 

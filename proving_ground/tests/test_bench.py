@@ -124,6 +124,7 @@ def test_bench_clients_smoke_serves_every_server_and_reports_each_step(tmp_path)
     assert list(servers) == [
         "stack, core layer",
         "stack, pub/sub layer",
+        "stack, fanout layer",
         "daphne, same app",
         "Node, ws",
         "Python, websockets",
@@ -144,8 +145,11 @@ def test_bench_clients_smoke_serves_every_server_and_reports_each_step(tmp_path)
             assert step["cpu_us_per_delivery"] >= 0 and step["kib_per_client"] is not None
     assert data["machine"]["servers"]["node"].startswith("node v")
     report = (folder / "clients.md").read_text()
-    assert "| server | via | processes | most clients served |" in report
+    assert "| server | via | processes | most clients served | of Node ws's |" in report
     assert "What differs between the sides" in report
+    node, ours = servers["Node, ws"]["served"], servers["stack, fanout layer"]["served"]
+    ratio = f"{ours / node:.2f}" if node else "-"
+    assert f"stack, fanout layer: {ours} clients; Node, ws: {node}; ratio {ratio}" in result.stdout
     assert (folder / "clients.png").stat().st_size > 0
     assert report in result.stdout
 

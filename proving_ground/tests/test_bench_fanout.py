@@ -13,7 +13,8 @@ def test_bench_fanout_smoke_measures_each_layer_on_each_route(tmp_path):
     result, folder = smoke("bench_fanout", tmp_path)
     data = json.loads((folder / "fanout.json").read_text())
     rows = {(r["layer"], r["route"]): r for r in data["results"]}
-    assert list(rows) == [(layer, route) for layer in ("core", "pubsub") for route in ROUTES]
+    layers = ("core", "pubsub", "fanout")
+    assert list(rows) == [(layer, route) for layer in layers for route in ROUTES]
     for name, row in rows.items():
         # Every broadcast sent was complete on every socket: the run waits for each.
         assert row["broadcasts"] >= 1 and len(row["completions_ms"]) == row["broadcasts"], name

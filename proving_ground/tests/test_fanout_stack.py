@@ -1,0 +1,156 @@
+"""The stack on its own channel layer (CHANNEL_LAYER=fanout), through nginx: broadcasts
+built once per worker reach every socket on every worker in order, the readiness probe
+goes through Redis, a chat room keeps its order and history, and a client that stops
+reading prepared frames is closed with 4008 before its worker holds more than the bound."""
+
+import asyncio
+import contextlib
+import json
+import socket
+import time
+import uuid
+
+import httpx
+import pytest
+import websockets
+
+from proving_ground.client import ChatClient, one_per_worker, ws_url
+from proving_ground.native import NativeStack
+
+from .conftest import open_socket
+
+CLOSE_TOO_SLOW = 4008
+
+
+@pytest.fixture(scope="module")
+def fanout():
+    with NativeStack(django_env={"WEB_CONCURRENCY": "2", "CHANNEL_LAYER": "fanout"}) as stack:
+        yield stack
+
+
+def connect_echo(stack):
+    async def connect():
+        connection, hello = await open_socket(stack)
+        return connection, hello["pid"]
+
+    return connect
+
+
+async def frames_until(connection, count: int, kind: str, timeout: float = 10) -> list[dict]:
+    got = []
+    async with asyncio.timeout(timeout):
+        while len(got) < count:
+            frame = json.loads(await connection.recv())
+            if frame.get("type") == kind:
+                got.append(frame)
+    return got
+
+
+async def test_broadcasts_reach_every_socket_on_every_worker_in_order(fanout):
+    by_pid, spare = await one_per_worker(fanout.gunicorn_workers(), connect_echo(fanout))
+    sockets = [(pid, s) for pid, s in by_pid.items()]
+    for _ in range(8):  # more than one socket per worker, wherever they land
+        connection, hello = await open_socket(fanout)
+        sockets.append((hello["pid"], connection))
+    try:
+        (sender_pid, sender), *_ = by_pid.items()
+        tokens = [f"{uuid.uuid4().hex}-{n}" for n in range(15)]  # within the rate burst
+        for token in tokens:
+            await sender.send(json.dumps({"type": "broadcast", "text": token}))
+        for pid, connection in sockets:
+            frames = await frames_until(connection, len(tokens), "broadcast")
+            assert [f["text"] for f in frames] == tokens
+            assert {f["pid"] for f in frames} == {pid}, "built by the worker that holds it"
+            assert {f["from_pid"] for f in frames} == {sender_pid}
+    finally:
+        for _, connection in sockets:
+            await connection.close()
+        for connection in spare:
+            await connection.close()
+
+
+def test_the_readiness_probe_goes_through_the_new_layer(fanout):
+    body = httpx.get(fanout.http_url + "/readyz", timeout=10).json()
+    layer = body["checks"]["channel_layer"]
+    assert layer["ok"], layer
+    assert layer["detail"]["backend"] == "realtime.fanout.FanoutChannelLayer"
+
+
+async def test_a_chat_room_on_two_workers_keeps_its_order_and_history(fanout):
+    room = f"fanout-{uuid.uuid4().hex[:8]}"
+    clients = [ChatClient(fanout.http_url, room, f"c{n}", origin=fanout.http_url) for n in range(6)]
+    for client in clients:
+        await client.connect()
+    try:
+        for n in range(10):
+            await clients[n % len(clients)].say(f"m{n}")
+        for client in clients:
+            while len(client.received) < 10:
+                await client.next_frame(timeout=10)
+            assert [f["text"] for f in client.received] == [f"m{n}" for n in range(10)]
+            offsets = [f["offset"] for f in client.received]
+            assert offsets == list(range(offsets[0], offsets[0] + 10))
+        late = ChatClient(fanout.http_url, room, "late", origin=fanout.http_url)
+        history = await late.connect()
+        assert [m["text"] for m in history["messages"]] == [f"m{n}" for n in range(10)]
+        await late.close()
+    finally:
+        for client in clients:
+            await client.close()
+
+
+async def stalled_echo(stack) -> websockets.ClientConnection:
+    """An echo socket on Django's own port that reads nothing after its hello: a 4 KiB
+    receive buffer, and no pings of its own (their answers would go unread)."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", stack.django_port))
+    connection = await websockets.connect(
+        ws_url(stack.django_url, "/ws/echo/"),
+        origin=stack.http_url,
+        sock=sock,
+        max_queue=1,
+        ping_interval=None,
+        max_size=None,
+    )
+    await connection.recv()  # hello
+    return connection
+
+
+async def drain(connection) -> None:
+    with contextlib.suppress(websockets.ConnectionClosed):
+        async for _ in connection:
+            pass
+
+
+async def test_a_client_that_stops_reading_prepared_frames_is_closed_with_4008(fanout):
+    """Prepared frames do not wait for a socket's buffer to drain: past the bound of
+    unread bytes the worker closes it (before the missing pong would, 10 + 10 s)."""
+    stalled = await stalled_echo(fanout)
+    senders = [(await open_socket(fanout))[0] for _ in range(10)]
+    drains = [asyncio.create_task(drain(sender)) for sender in senders]
+    text = "x" * 60_000  # under the 64 KiB a client frame may have
+    closing = "bytes unread); closing"
+    before = fanout.log_tail("django", 100_000).count(closing)
+    started = time.monotonic()
+    try:
+        # 6 MB a second (10 senders, each within its 10 frames a second): past the
+        # kernel's buffers (a few MB), then the worker's bound, well within 10 s.
+        n = 0
+        while fanout.log_tail("django", 100_000).count(closing) == before:
+            assert time.monotonic() - started < 10, "still open after 10 s"
+            for sender in senders:
+                await sender.send(json.dumps({"type": "broadcast", "text": f"{n}-{text}"}))
+            n += 1
+            await asyncio.sleep(0.1)
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            async with asyncio.timeout(30):
+                while True:
+                    await stalled.recv()
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == CLOSE_TOO_SLOW
+    finally:
+        for task in drains:
+            task.cancel()
+        for connection in [stalled, *senders]:
+            await connection.close()
