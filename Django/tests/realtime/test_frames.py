@@ -8,9 +8,13 @@ from channels.testing import WebsocketCommunicator
 from realtime.consumers import JsonConsumer
 from realtime.frames import builders, frame
 
+# Channels closes stale database connections as each socket connects and disconnects.
+pytestmark = pytest.mark.django_db(transaction=True)
+
 
 class RoomConsumer(JsonConsumer):
     groups = ["frames-room"]
+    event_db_cleanup = False  # its handlers only forward
 
     @frame
     def room_event(event):
