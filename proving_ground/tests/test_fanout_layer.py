@@ -4,26 +4,66 @@ one frame built per message per worker, order kept between prepared frames and
 ordinary events, and what it does when its Redis connections die."""
 
 import asyncio
+import subprocess
 import sys
 import threading
+import time
 import uuid
 from pathlib import Path
 
 import pytest
 import redis
 
+from proving_ground.native import free_port, require_binaries
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "Django"))
 from realtime.fanout import FRAME_EVENT, FanoutChannelLayer, Listener  # noqa: E402
 
 
-@pytest.fixture
-def address(stack):
-    return f"redis://127.0.0.1:{stack.redis_port}/15"
+@pytest.fixture(scope="module")
+def redis_port(tmp_path_factory):
+    """A Redis of this module's own: its tests kill every client connection of it, which
+    on the stack's Redis would hit the stack's workers too."""
+    port = free_port()
+    binary = require_binaries({"redis-server": "redis-server"})["redis-server"]
+    folder = tmp_path_factory.mktemp("redis")
+    command = [
+        binary,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--dir",
+        str(folder),
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        client = redis.Redis(port=port)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.exceptions.ConnectionError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.05)
+        client.close()
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 @pytest.fixture
-def admin(stack):
-    client = redis.Redis(port=stack.redis_port)
+def address(redis_port):
+    return f"redis://127.0.0.1:{redis_port}/0"
+
+
+@pytest.fixture
+def admin(redis_port):
+    client = redis.Redis(port=redis_port)
     yield client
     client.close()
 
