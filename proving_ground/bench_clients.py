@@ -55,6 +55,7 @@ MODES = {
 NODE_WS = ROOT / "proving_ground" / "peers" / "node_ws"
 NODE_SERVER = "Node, ws"  # the bar: each row says what share of its clients it serves
 OWN_LAYER_SERVER = "stack, fanout layer"
+OWN_LAYER_CHAT = "stack, fanout layer, chat room"
 
 
 @dataclass
@@ -94,6 +95,7 @@ class Server:
     origin: str
     # "channels": the stack's echo socket (/ws/echo/), whose broadcast reaches the sender
     # too (Channels groups hold every socket): that copy is the sender's result.
+    # "chat": a chat room's message, the same way.
     # "shootout": the shootout's own frames, with a separate broadcastResult.
     protocol: str
 
@@ -113,19 +115,25 @@ class Server:
         return cpu, rss
 
 
+# The stack's routes a broadcast can take: the echo socket's group send, or a chat room's
+# message (stored in MySQL with its offset, then sent in order).
+STACK_ROUTES = {"channels": "/ws/echo/", "chat": "/ws/talk/shootout/"}
+
+
 class StackServer(Server):
     """The native stack (nginx, Gunicorn's workers, Redis), or daphne in Gunicorn's place."""
 
-    protocol = "channels"
-
-    def __init__(self, name: str, config: str, layer: str, processes: str) -> None:
+    def __init__(
+        self, name: str, config: str, layer: str, processes: str, protocol: str = "channels"
+    ) -> None:
         self.name, self.config, self.layer, self.processes = name, config, layer, processes
+        self.protocol = protocol
         self.via = "nginx"
 
     def __enter__(self) -> Server:
         self.stack: NativeStack = start_stack(self.config, layer=self.layer)
         self.stack.__enter__()
-        self.url = ws_url(self.stack.http_url, "/ws/echo/")
+        self.url = ws_url(self.stack.http_url, STACK_ROUTES[self.protocol])
         self.origin = self.stack.http_url
         return self
 
@@ -133,11 +141,10 @@ class StackServer(Server):
         self.stack.__exit__(*exc)
 
     def roots(self) -> list[psutil.Process]:
-        # Redis counts: the channel layer is part of what serves a broadcast.
-        return [
-            psutil.Process(self.stack.executors[name].process.pid)
-            for name in ("nginx", "django", "redis")
-        ]
+        # Redis counts: the channel layer is part of what serves a broadcast; so does
+        # MySQL, where a chat room's message is stored first.
+        names = ("nginx", "django", "redis", *(("mysql",) if self.protocol == "chat" else ()))
+        return [psutil.Process(self.stack.executors[name].process.pid) for name in names]
 
 
 class PeerServer(Server):
@@ -175,6 +182,7 @@ def servers_under_test() -> list[Server]:
         StackServer("stack, core layer", "ours", "core", "2 workers"),
         StackServer("stack, pub/sub layer", "ours", "pubsub", "2 workers"),
         StackServer(OWN_LAYER_SERVER, "ours", "fanout", "2 workers"),
+        StackServer(OWN_LAYER_CHAT, "ours", "fanout", "2 workers", protocol="chat"),
         StackServer("daphne, same app", "daphne", "core", "1"),
         PeerServer(NODE_SERVER, ["node", "server.js"], NODE_WS),
         PeerServer(
@@ -216,9 +224,10 @@ class Clients:
         try:
             async for data in connection:
                 frame = json.loads(data)
-                if self.protocol == "channels":
+                if self.protocol in STACK_ROUTES:
                     text = frame.get("text") or ""
-                    if frame.get("type") == "broadcast" and text.startswith("shootout:"):
+                    kind = "message" if self.protocol == "chat" else "broadcast"
+                    if frame.get("type") == kind and text.startswith("shootout:"):
                         self.arrived(text)
                 elif frame.get("type") in ("broadcast", "broadcastResult"):
                     self.arrived(frame["payload"]["id"])
@@ -229,8 +238,8 @@ class Clients:
         connection = await websockets.connect(
             self.url, origin=self.origin, max_queue=None, open_timeout=30, compression=None
         )
-        if self.protocol == "channels":
-            await connection.recv()  # the echo socket's greeting
+        if self.protocol in STACK_ROUTES:
+            await connection.recv()  # the echo socket's greeting, the chat room's history
         self.sockets.append(connection)
         self.readers.append(asyncio.create_task(self.read(connection)))
 
@@ -246,6 +255,8 @@ class Clients:
     async def send(self, key: str) -> None:
         if self.protocol == "channels":
             frame = {"type": "broadcast", "text": key}
+        elif self.protocol == "chat":
+            frame = {"type": "message", "nickname": "shootout", "text": key}
         else:
             frame = {"type": "broadcast", "payload": {"id": key}}
         self.sent[key] = time.monotonic()
@@ -424,7 +435,8 @@ def markdown(results: list[Result], info: dict, mode: str, settings: dict) -> st
         "",
         "What differs between the sides: the stack's rows go through nginx to Gunicorn's"
         " workers and Redis (all three counted in CPU and memory), and their broadcast is"
-        " the echo socket's (a Channels group send through the layer); daphne serves the"
+        " the echo socket's (a Channels group send through the layer), or on the chat"
+        " room's row a message stored in MySQL first (MySQL counted too); daphne serves the"
         " same app in one process; the peers are one process each, reached directly, with"
         " the broadcast in memory. The sender's result: the peers send one after the"
         " broadcast, the stack's sender gets its own copy.",

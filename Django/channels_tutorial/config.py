@@ -120,6 +120,10 @@ class Settings(BaseSettings):
     # How many missed messages a reconnecting client gets replayed; past that it gets the
     # latest page and a marker that some may be missing.
     realtime_resume_limit: int = Field(default=1000, ge=1)
+    # Seconds between each worker's checks of its chat rooms' last offsets in MySQL on the
+    # stack's own layer (realtime/fanout.py): a room whose last message's broadcast was
+    # lost (Redis restarting as it was sent) gets it within this.
+    realtime_stream_check: float = Field(default=5.0, gt=0)
     # Sockets without a signed-in user (no session, no ticket): let them in, their
     # messages marked as a guest's, or refuse them (close code 4401).
     realtime_guests: bool = True

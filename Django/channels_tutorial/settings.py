@@ -153,6 +153,7 @@ USE_TZ = True
 WS_RATE_LIMIT = env.ws_rate_limit
 WS_RATE_BURST = env.ws_rate_burst
 REALTIME_RESUME_LIMIT = env.realtime_resume_limit
+REALTIME_STREAM_CHECK = env.realtime_stream_check
 REALTIME_GUESTS = env.realtime_guests
 REALTIME_TICKET_MAX_AGE = env.realtime_ticket_max_age
 REALTIME_PRESENCE = env.realtime_presence

@@ -282,7 +282,10 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         # Prepared frames are plain text frames: offered only where no extension
         # (permessage-deflate) changes how frames are written.
         if getattr(self, "scope", None) is not None and not self.conn.extensions:
-            self.scope["extensions"][FRAMES_EXTENSION] = {"write": self.write_frame}
+            self.scope["extensions"][FRAMES_EXTENSION] = {
+                "write": self.write_frame,
+                "close": self.close_too_slow,
+            }
 
     def write_frame(self, frame: bytes) -> bool:
         """Put a prepared frame (realtime.fanout) on the wire, or False if the socket is

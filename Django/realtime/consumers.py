@@ -105,6 +105,7 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
     track_presence = False
     event_db_cleanup = True
     _channel_layer = None
+    _listener = None  # the socket's fast path, where the layer and server have one
 
     # Channels sets this in __call__; wrapped, the layer's own failures raise
     # ChannelLayerLost, told apart from errors of a handler's own code.
@@ -267,9 +268,10 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
         if server is None or not hasattr(layer, "attach") or not builders:
             return
         self._write_frame = server["write"]
-        layer.attach(
-            self.channel_name, Listener(self._write_frame, builders, self.route_metrics.sent_frames)
+        self._listener = Listener(
+            self._write_frame, server["close"], builders, self.route_metrics.sent_frames
         )
+        layer.attach(self.channel_name, self._listener)
 
     async def refuse(self, reason: str, code: int | None = None, detail: str = "") -> None:
         """Turn the handshake down: HTTP 403, or with a close code, accept, send `detail`

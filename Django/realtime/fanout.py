@@ -61,14 +61,51 @@ RECONNECT_DELAYS = (0.1, 0.2, 0.5, 1.0, 2.0)
 
 class Listener:
     """A socket's fast path, attached to its channel by the consumer once accepted:
-    `write` puts prepared frame bytes on the socket (False if it is closed), `builders`
-    maps event types to the function that makes their frame (the same for every socket
-    of a consumer class), `sent` counts frames written (n sockets, size, stamp)."""
+    `write` puts prepared frame bytes on the socket (False if it is closed), `close`
+    closes it as too slow (4008: it resumes), `builders` maps event types to the function
+    that makes their frame (the same for every socket of a consumer class), `sent`
+    counts frames written (n sockets, size, stamp)."""
 
-    __slots__ = ("write", "builders", "sent")
+    __slots__ = ("write", "close", "builders", "sent")
 
-    def __init__(self, write: Callable[[bytes], bool], builders: dict, sent: Callable):
-        self.write, self.builders, self.sent = write, builders, sent
+    def __init__(
+        self,
+        write: Callable[[bytes], bool],
+        close: Callable[[str], None],
+        builders: dict,
+        sent: Callable,
+    ):
+        self.write, self.close, self.builders, self.sent = write, close, builders, sent
+
+
+class Router:
+    """A builder that takes a group's message once per worker and delivers to its own
+    sockets (realtime.streams.WorkerStream), through deliver_frame and deliver_event."""
+
+    def route(self, message: dict) -> None:
+        raise NotImplementedError
+
+
+ROUTED = object()  # fan_out's mark for a builder that is a Router
+
+
+class Tally:
+    """Sockets a frame was written to in one fan-out, by route: counted once at the end
+    (n frames, n x size bytes, the lag with weight n)."""
+
+    __slots__ = ("by_counter",)
+
+    def __init__(self) -> None:
+        self.by_counter: dict = {}  # (a route's counter, size) -> sockets
+
+    def add(self, listener: Listener | None, size: int) -> None:
+        if listener is not None:
+            key = (listener.sent, size)
+            self.by_counter[key] = self.by_counter.get(key, 0) + 1
+
+    def count(self, sent_at) -> None:
+        for (sent, size), sockets in self.by_counter.items():
+            sent(sockets, size, sent_at)
 
 
 class _Mailbox:
@@ -157,6 +194,17 @@ class FanoutChannelLayer(BaseChannelLayer):
         """Give a local channel its fast path (JsonConsumer does, once accepted)."""
         self.local().attach(channel, listener)
 
+    def deliver_frame(self, channel: str, frame: tuple[bytes, int], sent_at=None):
+        return self.local().deliver_frame(channel, frame, sent_at)
+
+    def deliver_event(self, channel: str, message: dict) -> None:
+        self.local().deliver_event(channel, message)
+
+    def on_resubscribed(self, callback: Callable[[], None]) -> None:
+        """Call `callback` whenever this worker's subscriptions come back after a lost
+        connection (messages published meanwhile did not reach it)."""
+        self.local().resubscribed.append(callback)
+
     # What presence (realtime/presence.py) uses of a Redis layer.
     def consistent_hash(self, name: str) -> int:
         return binascii.crc32(name.encode()) % len(self.hosts)
@@ -192,6 +240,7 @@ class _LoopLayer:
         self._inbox_ready = False
         self._next_sweep = time.monotonic()
         self.dropped = 0  # events a full queue turned away
+        self.resubscribed: list[Callable[[], None]] = []  # called after a lost connection
 
     # Names in Redis. Pub/sub channels are global to a Redis server (not per database):
     # the prefix keeps two stacks on one Redis apart.
@@ -357,11 +406,13 @@ class _LoopLayer:
 
     def fan_out(self, members, message: dict) -> None:
         """One message to this worker's members of a group: each socket whose consumer
-        declared the event's frame gets the bytes built once for all; every other one
-        the event in its queue, a copy of its own (a handler may change it)."""
+        declared the event's frame gets the bytes built once for all; a Router declared
+        for it gets the message once, for all its sockets; every other socket gets the
+        event in its queue, a copy of its own (a handler may change it)."""
         kind = message["type"].replace(".", "_")  # its handler's name, as Channels has it
-        frames: dict = {}  # builder -> (frame bytes, payload size)
-        written: dict = {}  # (a route's counter, builder) -> sockets written
+        sent_at = message.get(SENT_AT)
+        frames: dict = {}  # builder -> (frame bytes, payload size), or ROUTED
+        written = Tally()
         for channel in list(members):
             box = self.mailboxes.get(channel)
             if box is None:
@@ -374,17 +425,33 @@ class _LoopLayer:
                 continue
             frame = frames.get(build)
             if frame is None:
-                frame = frames[build] = text_frame(build(message))
-            if box.waiter is not None and not box.queue:  # the consumer is idle: write now
-                if listener.write(frame[0]):
-                    key = (listener.sent, build)
-                    written[key] = written.get(key, 0) + 1
-            else:
-                queued = {"type": FRAME_EVENT, "frame": frame, SENT_AT: message.get(SENT_AT)}
-                if not box.put(queued, self.capacity):
-                    self._full(channel)
-        for (sent, build), count in written.items():
-            sent(count, frames[build][1], message.get(SENT_AT))
+                routed = isinstance(build, Router)
+                frame = frames[build] = ROUTED if routed else text_frame(build(message))
+            if frame is not ROUTED:
+                written.add(self.deliver_frame(channel, frame, sent_at), frame[1])
+        written.count(sent_at)
+        for router, frame in frames.items():
+            if frame is ROUTED:
+                router.route(message)
+
+    def deliver_frame(self, channel: str, frame: tuple[bytes, int], sent_at=None):
+        """A prepared frame to a local socket: written now if its consumer is idle (the
+        Listener it went through is returned, to be counted), else queued behind the
+        events it has waiting (None: counted when written)."""
+        box = self.mailboxes.get(channel)
+        if box is None or box.listener is None:
+            return None
+        if box.waiter is not None and not box.queue:
+            return box.listener if box.listener.write(frame[0]) else None
+        if not box.put({"type": FRAME_EVENT, "frame": frame, SENT_AT: sent_at}, self.capacity):
+            # Dropping the frame would leave a hole in what the client got: it is closed
+            # instead, reconnects and resumes.
+            box.listener.close(f"{self.capacity} events waiting for its consumer")
+        return None
+
+    def deliver_event(self, channel: str, message: dict) -> None:
+        """An event to a local socket's consumer, in order with its frames."""
+        self._deliver_to(channel, message)
 
     def _full(self, channel: str) -> None:
         self.dropped += 1
@@ -392,8 +459,10 @@ class _LoopLayer:
 
     def on_resubscribed(self) -> None:
         """A subscriber connection was lost and is back: what was published meanwhile did
-        not reach this worker."""
+        not reach this worker. Whoever can catch up (a WorkerStream) is told."""
         logger.warning("channel layer: subscriptions restored after a lost connection")
+        for callback in list(self.resubscribed):
+            callback()
 
     async def close(self) -> None:
         for subscriber in self._subscribers.values():

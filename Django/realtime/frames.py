@@ -17,7 +17,8 @@ returns must be the same for every socket of a worker.
 import functools
 
 # The ASGI scope extension of a server that writes prepared frames
-# (realtime.compat.WebSocketProtocol): {"write": callable(frame bytes) -> bool}.
+# (realtime.compat.WebSocketProtocol): {"write": callable(frame bytes) -> bool,
+# "close": callable(why) closing the socket as too slow to read, 4008}.
 FRAMES_EXTENSION = "realtime.frames"
 
 

@@ -4,7 +4,7 @@ import socket
 from pydantic import ValidationError
 
 from realtime.consumers import CLOSE_FORBIDDEN, Refused
-from realtime.streams import StreamConsumer
+from realtime.streams import StreamConsumer, stream_item
 
 from . import services
 from .rooms import InvalidRoomName, room_group_name
@@ -45,6 +45,13 @@ class TalkConsumer(StreamConsumer):
     async def stream_page(self, after, limit):
         return await services.aroom_page(room=self.room, after=after, limit=limit)
 
+    @property
+    def stream_name(self):
+        return self.room
+
+    async def stream_heads(self, names):
+        return await services.aroom_heads(rooms=names)
+
     async def may_join(self, group):
         return await services.aroom_admits(room=self.room, user=self.user)
 
@@ -68,8 +75,11 @@ class TalkConsumer(StreamConsumer):
             self.group, {"type": "talk.message", "message": message}
         )
 
-    async def talk_message(self, event):
-        await self.stream_deliver(event["message"])
+    # Each message is an item of the room's stream: in order, once, gaps filled; on the
+    # stack's own layer, once per worker for all its sockets in the room.
+    @stream_item
+    def talk_message(event):
+        return event["message"]
 
 
 def _describe(error: ValidationError) -> str:

@@ -4,7 +4,7 @@ their async versions at the bottom, each wrapped once."""
 from channels.db import database_sync_to_async
 from django.db import transaction
 
-from realtime.positions import Page, offset_take
+from realtime.positions import Page, Position, offset_take
 
 from .models import Message, Room
 from .rooms import room_name_validate
@@ -88,6 +88,13 @@ def room_page(*, room: str, after: int | None = None, limit: int = HISTORY_LENGT
     return Page(room_obj.epoch, [message_as_dict(message) for message in recent])
 
 
+def room_heads(*, rooms: list[str]) -> dict[str, Position]:
+    """Each room's epoch and last offset, in one query: what a worker compares with what
+    it has sent (realtime.streams.WorkerStreams)."""
+    found = Room.objects.filter(slug__in=rooms).values_list("slug", "epoch", "last_offset")
+    return {slug: Position(epoch, last) for slug, epoch, last in found}
+
+
 def room_history(*, room: str, limit: int = HISTORY_LENGTH) -> list[dict]:
     """The room's last `limit` messages, oldest first."""
     return room_page(room=room, limit=limit).items
@@ -95,4 +102,5 @@ def room_history(*, room: str, limit: int = HISTORY_LENGTH) -> list[dict]:
 
 amessage_create = database_sync_to_async(message_create)
 aroom_page = database_sync_to_async(room_page)
+aroom_heads = database_sync_to_async(room_heads)
 aroom_admits = database_sync_to_async(room_admits)

@@ -125,6 +125,7 @@ def test_bench_clients_smoke_serves_every_server_and_reports_each_step(tmp_path)
         "stack, core layer",
         "stack, pub/sub layer",
         "stack, fanout layer",
+        "stack, fanout layer, chat room",
         "daphne, same app",
         "Node, ws",
         "Python, websockets",

@@ -96,7 +96,8 @@ class Socket:
     def __init__(self, builders: dict):
         self.frames: list[bytes] = []
         self.counted: list[tuple] = []
-        self.listener = Listener(self.write, builders, self.count)
+        self.closed: list[str] = []
+        self.listener = Listener(self.write, self.closed.append, builders, self.count)
 
     def write(self, frame: bytes) -> bool:
         self.frames.append(frame)
@@ -115,6 +116,15 @@ async def eventually(predicate, timeout: float = 5.0) -> None:
 
 def subscribers(admin, key: str) -> int:
     return admin.pubsub_numsub(key)[0][1]
+
+
+async def a_socket_in_a_room(the_layer) -> tuple[str, Socket]:
+    """A channel in group "room" whose socket has the fast path for room.event."""
+    channel = await the_layer.new_channel()
+    socket = Socket({"room_event": lambda event: {"n": event["n"]}})
+    await the_layer.group_add("room", channel)
+    the_layer.attach(channel, socket.listener)
+    return channel, socket
 
 
 async def waiting(the_layer, channel) -> asyncio.Task:
@@ -202,10 +212,7 @@ async def test_a_busy_socket_gets_its_frame_after_the_events_before_it(address):
     its queue, so the order the messages were sent in holds."""
     the_layer = layer(address, a_prefix())
     try:
-        channel = await the_layer.new_channel()
-        socket = Socket({"room_event": lambda event: {"n": event["n"]}})
-        await the_layer.group_add("room", channel)
-        the_layer.attach(channel, socket.listener)
+        channel, socket = await a_socket_in_a_room(the_layer)
         # No receive waiting: the consumer is busy.
         await the_layer.group_send("room", {"type": "other.event", "n": 1})
         await the_layer.group_send("room", {"type": "room.event", "n": 2})
@@ -305,3 +312,20 @@ def test_group_send_from_sync_code_closes_its_connections(address, admin):
     thread.join(30)
     assert result == {"loops": 0}
     assert clients() == 0
+
+
+async def test_a_socket_whose_queue_is_full_is_closed_not_left_with_a_hole(address):
+    """Dropping a prepared frame would leave the client a hole it never learns of: the
+    socket is closed as too slow instead (4008), and resumes."""
+    the_layer = FanoutChannelLayer(hosts=[address], prefix=a_prefix(), capacity=1)
+    try:
+        _, socket = await a_socket_in_a_room(the_layer)
+        # No receive waiting (the consumer is busy): the first waits, the second finds
+        # the queue full.
+        await the_layer.group_send("room", {"type": "room.event", "n": 1})
+        await the_layer.group_send("room", {"type": "room.event", "n": 2})
+        await eventually(lambda: socket.closed)
+        assert socket.closed == ["1 events waiting for its consumer"]
+        assert socket.frames == []
+    finally:
+        await the_layer.flush()

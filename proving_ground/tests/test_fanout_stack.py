@@ -12,9 +12,11 @@ import uuid
 
 import httpx
 import pytest
+import redis
 import websockets
 
 from proving_ground.client import ChatClient, one_per_worker, ws_url
+from proving_ground.faults import mysql_connect, room_offsets
 from proving_ground.native import NativeStack
 
 from .conftest import open_socket
@@ -154,3 +156,141 @@ async def test_a_client_that_stops_reading_prepared_frames_is_closed_with_4008(f
             task.cancel()
         for connection in [stalled, *senders]:
             await connection.close()
+
+
+async def chat_in(stack, room: str, senders: list[ChatClient], count: int) -> None:
+    """`count` messages from each sender, 5 a second each (within the rate limit)."""
+
+    async def send(sender: ChatClient) -> None:
+        for n in range(count):
+            await sender.send_frame(
+                {"type": "message", "nickname": sender.nickname, "text": f"{n}"}
+            )
+            await asyncio.sleep(0.2)
+
+    await asyncio.gather(*(send(sender) for sender in senders))
+
+
+async def read_all(clients: list[ChatClient], stop: asyncio.Event) -> None:
+    async def read(client: ChatClient) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError, websockets.ConnectionClosed):
+                await client.next_frame(timeout=0.2)
+
+    await asyncio.gather(*(read(client) for client in clients))
+
+
+def assert_every_message_once_in_order(stack, room: str, clients: list[ChatClient]) -> None:
+    stored = room_offsets(stack, room)
+    for client in clients:
+        account = client.account(stored)
+        assert (account.gaps, account.duplicates, account.out_of_order) == (0, 0, 0), account
+        assert client.is_open, f"closed with {client.socket.close_code}"
+
+
+async def test_sockets_that_join_a_busy_room_get_every_message_once_in_order(fanout):
+    """Each worker keeps a room's order once for all its sockets; one that joins reads
+    its history while messages flow, then goes live from its end: nothing lost or
+    doubled in between."""
+    room = f"joins-{uuid.uuid4().hex[:8]}"
+    senders = [ChatClient(fanout.http_url, room, f"s{n}") for n in range(4)]
+    for sender in senders:
+        await sender.connect()
+    joiners: list[ChatClient] = []
+    stop = asyncio.Event()
+
+    async def join() -> None:
+        for n in range(12):
+            await asyncio.sleep(0.2)
+            joiner = ChatClient(fanout.http_url, room, f"j{n}")
+            await joiner.connect()
+            joiners.append(joiner)
+
+    reading = asyncio.create_task(read_all(senders, stop))
+    try:
+        await asyncio.gather(chat_in(fanout, room, senders, 15), join())
+        last = max(room_offsets(fanout, room))
+        for client in [*senders, *joiners]:
+            await client.catch_up(last)
+        assert_every_message_once_in_order(fanout, room, [*senders, *joiners])
+        assert last == 60
+    finally:
+        stop.set()
+        await reading
+        for client in [*senders, *joiners]:
+            await client.close()
+
+
+async def test_a_lost_subscriber_connection_closes_no_socket_and_loses_nothing(fanout):
+    """The workers' subscriber connections killed mid-conversation: each subscribes again
+    and catches its rooms up from MySQL, once per room, with every socket still open."""
+    room = f"lost-{uuid.uuid4().hex[:8]}"
+    clients = [ChatClient(fanout.http_url, room, f"c{n}") for n in range(8)]
+    for client in clients:
+        await client.connect()
+    stop = asyncio.Event()
+    reading = asyncio.create_task(read_all(clients, stop))
+    admin = redis.Redis(port=fanout.redis_port)
+    caught_up = "missing items read from the store, once"
+    before = fanout.log_tail("django", 100_000).count(caught_up)
+
+    async def kill_subscribers() -> None:
+        for _ in range(3):
+            await asyncio.sleep(0.5)
+            admin.client_kill_filter(_type="pubsub")
+
+    try:
+        await asyncio.gather(chat_in(fanout, room, clients[:4], 10), kill_subscribers())
+        stop.set()
+        await reading
+        last = max(room_offsets(fanout, room))
+        for client in clients:
+            await client.catch_up(last)
+        assert_every_message_once_in_order(fanout, room, clients)
+        assert fanout.log_tail("django", 100_000).count(caught_up) > before
+    finally:
+        stop.set()
+        admin.close()
+        for client in clients:
+            await client.close()
+
+
+def store_without_broadcast(stack, room: str, text: str) -> int:
+    """A message stored as the app stores one, whose broadcast never went out (Redis
+    restarting as it was sent): the room's next offset, and the message row."""
+    connection = mysql_connect(stack)
+    try:
+        cursor = connection.cursor()
+        cursor.execute("SELECT id, last_offset FROM talk_room WHERE slug = %s FOR UPDATE", [room])
+        room_id, last = cursor.fetchone()
+        cursor.execute("UPDATE talk_room SET last_offset = %s WHERE id = %s", [last + 1, room_id])
+        cursor.execute(
+            "INSERT INTO talk_message (room_id, `offset`, nickname, guest, text, created_at)"
+            " VALUES (%s, %s, 'lost', 1, %s, NOW(6))",
+            [room_id, last + 1, text],
+        )
+        connection.commit()
+        return last + 1
+    finally:
+        connection.close()
+
+
+async def test_a_room_whose_last_broadcast_was_lost_gets_it_at_the_workers_next_check(fanout):
+    """No later message shows the gap: each worker's check of its rooms' last offsets
+    (REALTIME_STREAM_CHECK, 5 s) finds it, and every socket gets the message."""
+    room = f"check-{uuid.uuid4().hex[:8]}"
+    clients = [ChatClient(fanout.http_url, room, f"c{n}") for n in range(6)]
+    for client in clients:
+        await client.connect()
+    await clients[0].say("first")
+    offset = store_without_broadcast(fanout, room, "lost broadcast")
+    started = time.monotonic()
+    for client in clients:
+        await client.catch_up(offset, timeout=15)
+        assert client.offset == offset, "never got the message"
+        assert not client.resumes, "got it by reconnecting, not on its open socket"
+    # The check's interval, its read, and the frame's way to the client.
+    assert time.monotonic() - started < 5 + 5
+    assert_every_message_once_in_order(fanout, room, clients)
+    for client in clients:
+        await client.close()
