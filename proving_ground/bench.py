@@ -704,8 +704,9 @@ def run(mode: str, log=print) -> tuple[list[Row], dict]:
                 result, notes = median_run(runs, stack, ws_echo, base, origin, seconds)
                 add(Row(config, "ws echo", target, *result, notes))
             broadcasts(stack, config, "core", settings, add)
-    with start_stack("ours", layer="pubsub") as stack:
-        broadcasts(stack, "ours+pubsub", "pubsub", settings, add)
+    for layer in ("pubsub", "fanout"):
+        with start_stack("ours", layer=layer) as stack:
+            broadcasts(stack, f"ours+{layer}", layer, settings, add)
     stack = bare_stack()
     try:
         result, notes = median_run(runs, stack, wrk, stack.django_url + "/", seconds)

@@ -2,8 +2,9 @@
 
     python -m proving_ground.bench_memory [--mode smoke|quick] [--out DIR]
 
-Two runs of the native stack as shipped (two Gunicorn workers), each holding idle sockets
-on /ws/echo/ straight to Gunicorn, as `make bench` measures idle memory:
+For each channel layer in LAYERS (channels-redis's core layer, as shipped, and the
+stack's own), two runs of the native stack (two Gunicorn workers), each holding idle
+sockets on /ws/echo/ straight to Gunicorn, as `make bench` measures idle memory:
 
 1. worker RSS per socket, nothing traced (the figure `make bench` prints);
 2. with tracemalloc in each worker (proving_ground/worker_memory/sitecustomize.py): the
@@ -12,6 +13,8 @@ on /ws/echo/ straight to Gunicorn, as `make bench` measures idle memory:
    of its traceback in an installed package (uvicorn, websockets, channels, ...) or in
    the stack's own code under Django/ (by module). An asyncio.Queue that Uvicorn makes
    counts as Uvicorn's.
+
+The report ends with what the stack's own layer takes away per socket, by owner.
 
 Tracing covers Python's allocators only (pymalloc and PyMem_Raw, where C extensions
 allocate too); RSS also holds the allocators' free space. Nothing in Django/ knows about
@@ -34,6 +37,8 @@ from .bench import start_stack
 from .compose import ROOT
 from .soak import WORKER_MEMORY
 
+# The layers side by side: what the stack ships with, then its own (realtime/fanout.py).
+LAYERS = ("core", "fanout")
 MODES = {
     # For the test suite: proves the command end to end.
     "smoke": {"sockets": 100},
@@ -52,6 +57,7 @@ NO_PACKAGE = "Python itself (no package frame)"
 
 @dataclass
 class Breakdown:
+    layer: str
     sockets: int
     rss_kib: float  # worker RSS per socket, untraced
     traced_kib: float  # traced bytes per socket
@@ -115,25 +121,47 @@ def snapshot(folder: Path, name: str, workers: list[int], timeout: float = 120) 
         time.sleep(0.2)
 
 
-def measure(sockets: int) -> Breakdown:
-    with start_stack("ours") as stack:
+def measure(sockets: int, layer: str) -> Breakdown:
+    with start_stack("ours", layer=layer) as stack:
         rss = bench.idle_memory(stack, sockets)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         env = {"PYTHONPATH": str(WORKER_MEMORY), "WORKER_TRACEMALLOC_DIR": tmp}
-        with start_stack("ours", env=env) as stack:
+        with start_stack("ours", layer=layer, env=env) as stack:
             workers = stack.gunicorn_workers()
             bench.idle_memory(stack, WARM_UP)
             snapshot(folder, "before", workers)
             bench.idle_memory(stack, sockets, lambda: snapshot(folder, "open", workers))
         owners, sites = breakdown(folder, workers, sockets)
-    return Breakdown(sockets, rss, sum(owners.values()), owners, sites)
+    return Breakdown(layer, sockets, rss, sum(owners.values()), owners, sites)
 
 
-def markdown(result: Breakdown, mode: str) -> str:
-    lines = [
-        f"# Memory per idle WebSocket ({mode}: {result.sockets} sockets, two workers)",
+def markdown(results: list[Breakdown], mode: str) -> str:
+    first = results[0]
+    lines = [f"# Memory per idle WebSocket ({mode}: {first.sockets} sockets, two workers)", ""]
+    for result in results:
+        lines += [f"## Layer: {result.layer}", "", *section(result), ""]
+    base, own = results[0], results[-1]
+    lines += [
+        f"## What the {own.layer} layer takes away per socket, against {base.layer}",
         "",
+        f"- worker RSS: {base.rss_kib - own.rss_kib:.1f} KiB"
+        f" ({base.rss_kib:.1f} to {own.rss_kib:.1f})",
+        f"- traced: {base.traced_kib - own.traced_kib:.1f} KiB"
+        f" ({base.traced_kib:.1f} to {own.traced_kib:.1f})",
+        "",
+        f"| who asked for it | {base.layer} | {own.layer} | taken away |",
+        "|---|---:|---:|---:|",
+    ]
+    for owner in dict.fromkeys([*base.owners, *own.owners]):
+        before, after = base.owners.get(owner, 0.0), own.owners.get(owner, 0.0)
+        if max(abs(before), abs(after)) >= 0.05:
+            lines.append(f"| {owner} | {before:.2f} | {after:.2f} | {before - after:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def section(result: Breakdown) -> list[str]:
+    lines = [
         f"- worker RSS per socket, untraced: **{result.rss_kib:.1f} KiB**",
         f"- traced Python allocations per socket: **{result.traced_kib:.1f} KiB**, of which"
         f" the stack's own code (Django/): {result.own_kib:.1f} KiB",
@@ -154,15 +182,16 @@ def markdown(result: Breakdown, mode: str) -> str:
         "|---|---:|---:|",
     ]
     lines += [f"| `{site}` | {size:.0f} | {count:.1f} |" for site, size, count in result.sites]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def main() -> int:
     args = bench.command_line(__doc__, MODES)
     started = time.monotonic()
-    result = measure(MODES[args.mode]["sockets"])
-    report = markdown(result, args.mode)
-    bench.publish(args.out, "memory", report, asdict(result), started)
+    results = [measure(MODES[args.mode]["sockets"], layer) for layer in LAYERS]
+    report = markdown(results, args.mode)
+    data = {result.layer: asdict(result) for result in results}
+    bench.publish(args.out, "memory", report, data, started)
     return 0
 
 

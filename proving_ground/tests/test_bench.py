@@ -38,6 +38,7 @@ def test_bench_smoke_writes_table_json_and_plots(tmp_path):
         assert (config, "ws echo", "direct") in tests
         assert (config, "broadcast max N=10", "nginx") in tests
     assert ("ours+pubsub", "broadcast@50/s N=10", "nginx") in tests
+    assert ("ours+fanout", "broadcast@50/s N=10", "nginx") in tests
     assert ("bare ASGI", "http", "direct") in tests
     assert all(row["rate"] > 0 for row in data["rows"])
     assert all(row["client_cpu"] is not None for row in data["rows"])
@@ -174,16 +175,21 @@ def test_bench_memory_smoke_puts_each_sockets_bytes_down_to_who_asked(tmp_path):
     # make bench-memory, smoke mode: the breakdown adds up, each socket's server and
     # Channels objects among it.
     result, folder = smoke("bench_memory", tmp_path)
-    data = json.loads((folder / "memory.json").read_text())
-    assert data["sockets"] == 100 and data["rss_kib"] > 0
-    owners = data["owners"]
-    assert sum(owners.values()) == pytest.approx(data["traced_kib"])
-    # The server's and Channels' own objects: each open socket has them.
-    for owner in ("uvicorn", "websockets", "channels", "channels_redis"):
-        assert owners[owner] > 0.5, owners
-    assert 10 < data["traced_kib"] < 200, owners
+    layers = json.loads((folder / "memory.json").read_text())
+    assert list(layers) == ["core", "fanout"]
+    for layer, data in layers.items():
+        assert data["sockets"] == 100 and data["rss_kib"] > 0
+        owners = data["owners"]
+        assert sum(owners.values()) == pytest.approx(data["traced_kib"])
+        # The server's and Channels' own objects: each open socket has them.
+        for owner in ("uvicorn", "websockets", "channels"):
+            assert owners[owner] > 0.5, (layer, owners)
+        assert 10 < data["traced_kib"] < 200, (layer, owners)
+    # channels-redis's receive buffers are per socket on its layer only.
+    assert layers["core"]["owners"]["channels_redis"] > 0.5
     report = (folder / "memory.md").read_text()
     assert "| who asked for it | KiB per socket | share |" in report
+    assert "## What the fanout layer takes away per socket, against core" in report
     assert report in result.stdout
 
 
