@@ -165,7 +165,7 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
     async def dispatch(self, message):
         if message["type"] == FRAME_EVENT:  # a prepared frame's turn (realtime.fanout)
             prepared, size = message["frame"]
-            if self._write_frame(prepared):
+            if self._listener.write(prepared):
                 self.route_metrics.sent_frames(1, size, message.get(metrics.SENT_AT))
             return
         self._sent_at = message.get(metrics.SENT_AT)
@@ -267,9 +267,8 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
         builders = frames.builders(type(self))
         if server is None or not hasattr(layer, "attach") or not builders:
             return
-        self._write_frame = server["write"]
         self._listener = Listener(
-            self._write_frame, server["close"], builders, self.route_metrics.sent_frames
+            server["write"], server["close"], builders, self.route_metrics.sent_frames
         )
         layer.attach(self.channel_name, self._listener)
 

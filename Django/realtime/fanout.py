@@ -89,7 +89,7 @@ class Router:
 ROUTED = object()  # fan_out's mark for a builder that is a Router
 
 
-class Tally:
+class Written:
     """Sockets a frame was written to in one fan-out, by route: counted once at the end
     (n frames, n x size bytes, the lag with weight n)."""
 
@@ -412,7 +412,7 @@ class _LoopLayer:
         kind = message["type"].replace(".", "_")  # its handler's name, as Channels has it
         sent_at = message.get(SENT_AT)
         frames: dict = {}  # builder -> (frame bytes, payload size), or ROUTED
-        written = Tally()
+        written = Written()
         for channel in list(members):
             box = self.mailboxes.get(channel)
             if box is None:

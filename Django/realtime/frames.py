@@ -16,6 +16,8 @@ returns must be the same for every socket of a worker.
 
 import functools
 
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
 # The ASGI scope extension of a server that writes prepared frames
 # (realtime.compat.WebSocketProtocol): {"write": callable(frame bytes) -> bool,
 # "close": callable(why) closing the socket as too slow to read, 4008}.
@@ -37,14 +39,14 @@ def frame(build):
 def builders(consumer_class) -> dict:
     """{handler name ("echo_broadcast"): build} of a consumer class's @frame handlers; none
     where the class encodes JSON its own way (its encode_json)."""
-    from channels.generic.websocket import AsyncJsonWebsocketConsumer
-
     own = consumer_class.encode_json.__func__ is not AsyncJsonWebsocketConsumer.encode_json.__func__
-    if own:
-        return {}
+    return {} if own else marked(consumer_class, "build_frame")
+
+
+def marked(consumer_class, mark: str) -> dict:
+    """{handler name: the function its decorator kept as `mark`} of a consumer class."""
     return {
-        name: handler.build_frame
+        name: getattr(handler, mark)
         for name in dir(consumer_class)
-        if callable(handler := getattr(consumer_class, name, None))
-        and hasattr(handler, "build_frame")
+        if callable(handler := getattr(consumer_class, name, None)) and hasattr(handler, mark)
     }

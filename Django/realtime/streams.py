@@ -8,7 +8,8 @@ import logging
 from django.conf import settings
 
 from .consumers import JsonConsumer
-from .fanout import Router, Tally, text_frame
+from .fanout import Router, Written, text_frame
+from .frames import marked
 from .layer import PerWorker
 from .metrics import SENT_AT
 from .positions import BadPosition, Page, Position, position_from_query
@@ -45,12 +46,7 @@ def stream_item(item_of):
 @functools.cache
 def stream_handlers(consumer_class) -> dict:
     """{handler name: item_of} of a class's @stream_item handlers."""
-    return {
-        name: handler.stream_item
-        for name in dir(consumer_class)
-        if callable(handler := getattr(consumer_class, name, None))
-        and hasattr(handler, "stream_item")
-    }
+    return marked(consumer_class, "stream_item")
 
 
 class StreamConsumer(JsonConsumer):
@@ -324,7 +320,7 @@ class WorkerStream(Router):
         ):
             self.joining[channel] = kept
             return False
-        written = Tally()
+        written = Written()
         for _, frame in after:
             written.add(self.layer.deliver_frame(channel, frame), frame[1])
         written.count(None)
@@ -375,7 +371,7 @@ class WorkerStream(Router):
             offset = item["offset"]
             frame = text_frame({"type": "message", **item})
             self.position = Position(self.position.epoch, offset)
-            written = Tally()
+            written = Written()
             for channel, after in self.live.items():
                 if offset > after:  # not already in that socket's history
                     written.add(self.layer.deliver_frame(channel, frame, sent_at), frame[1])
