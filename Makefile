@@ -79,10 +79,13 @@ bench-full:
 bench-metrics:
 	$(PYTHON) -m proving_ground.bench --mode metrics
 
-## Clients one machine serves, websocket-shootout method: the stack (both layers),
-## daphne, a Node server on ws and a Python one on websockets. MODE=quick|full|smoke.
+## Clients one machine serves, websocket-shootout method: the stack (each layer),
+## daphne, a Node server on ws and a Python one on websockets. MODE=quick|full|smoke;
+## SERVERS=fanout,node runs only those (keys: fanout, fanout-chat, core, pubsub,
+## daphne, node, websockets).
 bench-clients:
-	$(PYTHON) -m proving_ground.bench_clients --mode $(or $(MODE),quick)
+	$(PYTHON) -m proving_ground.bench_clients --mode $(or $(MODE),quick) \
+	  $(if $(SERVERS),--servers $(SERVERS))
 
 ## Where an idle socket's worker memory goes: RSS, then tracemalloc by package (about 2 min).
 bench-memory:

@@ -177,20 +177,26 @@ class PeerServer(Server):
         return [psutil.Process(self.process.pid)]
 
 
-def servers_under_test() -> list[Server]:
-    return [
-        StackServer("stack, core layer", "ours", "core", "2 workers"),
-        StackServer("stack, pub/sub layer", "ours", "pubsub", "2 workers"),
-        StackServer(OWN_LAYER_SERVER, "ours", "fanout", "2 workers"),
-        StackServer(OWN_LAYER_CHAT, "ours", "fanout", "2 workers", protocol="chat"),
-        StackServer("daphne, same app", "daphne", "core", "1"),
-        PeerServer(NODE_SERVER, ["node", "server.js"], NODE_WS),
-        PeerServer(
+def servers_under_test(keys: list[str] | None = None) -> list[Server]:
+    """Every server, in the run's order, or those `keys` name (--servers)."""
+    servers = {
+        "fanout": StackServer(OWN_LAYER_SERVER, "ours", "fanout", "2 workers"),
+        "fanout-chat": StackServer(OWN_LAYER_CHAT, "ours", "fanout", "2 workers", protocol="chat"),
+        "core": StackServer("stack, core layer", "ours", "core", "2 workers"),
+        "pubsub": StackServer("stack, pub/sub layer", "ours", "pubsub", "2 workers"),
+        "daphne": StackServer("daphne, same app", "daphne", "core", "1"),
+        "node": PeerServer(NODE_SERVER, ["node", "server.js"], NODE_WS),
+        "websockets": PeerServer(
             "Python, websockets",
             [sys.executable, "-m", "proving_ground.peers.websockets_server"],
             ROOT,
         ),
-    ]
+    }
+    if unknown := set(keys or ()) - set(servers):
+        raise StackError(
+            f"no server {', '.join(sorted(unknown))}; the servers are {', '.join(servers)}"
+        )
+    return [server for key, server in servers.items() if not keys or key in keys]
 
 
 # -- the clients, in processes of their own --------------------------------------------------
@@ -496,8 +502,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=list(MODES), default="quick")
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
+    parser.add_argument(
+        "--servers",
+        type=lambda text: [key.strip() for key in text.split(",") if key.strip()],
+        help="comma-separated keys of the servers to run (default: all), e.g. fanout,node",
+    )
     args = parser.parse_args()
     try:
+        chosen = servers_under_test(args.servers)
         require_binaries({"node": "nodejs"})
         if not (NODE_WS / "node_modules" / "ws").is_dir():
             raise StackError(
@@ -515,7 +527,7 @@ def main() -> int:
     print("machine:", json.dumps(info))
     started = time.monotonic()
     results = []
-    for server in servers_under_test():
+    for server in chosen:
         print(f"{server.name}:")
         with server:
             results.append(measure(server, settings))

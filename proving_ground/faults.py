@@ -32,6 +32,8 @@ from .compose import ROOT
 from .native import NativeStack
 
 sys.path.insert(0, str(ROOT / "Django"))
+from channels_tutorial.config import Settings  # noqa: E402
+
 # The close codes the scenarios expect, as the template defines them.
 from realtime.compat import CLOSE_TOO_SLOW  # noqa: E402
 from realtime.consumers import CLOSE_TRY_AGAIN  # noqa: E402, F401 - test_faults uses it
@@ -85,8 +87,9 @@ SUBSCRIBING = ("pubsub", "fanout")
 
 
 def layer_of(stack) -> str:
-    """The channel layer the stack's Django runs on (CHANNEL_LAYER: core, pubsub, fanout)."""
-    return stack.django_env().get("CHANNEL_LAYER", "core")
+    """The channel layer the stack's Django runs on (CHANNEL_LAYER: core, pubsub, fanout;
+    unset, the app's default)."""
+    return stack.django_env().get("CHANNEL_LAYER") or Settings.model_fields["channel_layer"].default
 
 
 def mysql_connect(stack: NativeStack):
@@ -259,7 +262,7 @@ async def closed_then_rejoined(
     """Every socket closes with one of `codes` (or, if it `may_stay_open`, stays open
     10 s: None); those closed reconnect; broadcasts flow again. The closes go into the
     `outcome`'s detail at once, so that a failure after them still shows them."""
-    closes = await asyncio.gather(*(_closed_within(client, 10) for client in clients))
+    closes = await asyncio.gather(*(closed_within(client, 10) for client in clients))
     if outcome is not None:
         outcome.detail = closed_codes(closes)
     allowed = codes | ({None} if may_stay_open else set())
@@ -302,7 +305,7 @@ async def finish(stack, outcome: Outcome, clients: list[ChatClient]) -> None:
     await asyncio.gather(*(client.close() for client in clients))
 
 
-async def _closed_within(client: ChatClient, seconds: float) -> int | None:
+async def closed_within(client: ChatClient, seconds: float) -> int | None:
     try:
         await client.wait_for(lambda f: False, timeout=seconds)
     except websockets.ConnectionClosed:
@@ -332,7 +335,7 @@ async def worker_killed(stack: NativeStack, outcome: Outcome) -> None:
         assert time.monotonic() - killed < 30, "Gunicorn did not replace the worker"
         await asyncio.sleep(0.05)
     outcome.recovery_s = time.monotonic() - killed
-    assert await _closed_within(victim, 10) is not None, "the killed worker's socket stayed open"
+    assert await closed_within(victim, 10) is not None, "the killed worker's socket stayed open"
     # While the victim is away, more messages than a new client's page holds (50).
     for n in range(AWAY_MESSAGES):
         await survivors[n % len(survivors)].say(f"while it was away {n}")
@@ -405,7 +408,7 @@ async def gunicorn_sigterm(stack: NativeStack, outcome: Outcome) -> None:
         sent = time.monotonic()
         response = await in_flight
         assert response.status_code == 200, f"in-flight request got {response.status_code}"
-        closed = await _closed_within(client, 10)
+        closed = await closed_within(client, 10)
         assert closed == CLOSE_SERVICE_RESTART, f"WebSocket closed with {closed}"
         exit_code = await asyncio.to_thread(master.wait, graceful + 10)
         exited = time.monotonic() - sent
@@ -431,7 +434,8 @@ AFTER_FAILOVER_S = 25
 async def redis_primary_killed(stack, outcome: Outcome, after_kill=None) -> None:
     """Redis behind Sentinels (a DockerStack of docker-compose.sentinel.yml): the primary
     is killed, the Sentinels promote the replica. Sockets that were using the lost
-    primary close and reconnect; broadcasts flow again without restarting Django. Beside
+    primary close and reconnect (on the stack's own layer none closes: its workers
+    subscribe again to the new primary); broadcasts flow again without restarting Django. Beside
     them, clients in rooms of their own chat steadily throughout, reconnecting when they
     must: every message they had acknowledged is in MySQL and in the history they get.
     The recovery is the time from the kill until the room's broadcasts flow and every
@@ -491,6 +495,11 @@ async def redis_primary_killed(stack, outcome: Outcome, after_kill=None) -> None
     sentinel_log = stack.compose("logs", "sentinel").stdout
     assert "+tilt" not in sentinel_log, "a Sentinel entered TILT mode during the failover"
     await finish(stack, outcome, clients + chatters)
+    if layer_of(stack) == "fanout":
+        assert closed == log["reconnects"] == 0, (
+            f"the failover closed sockets: {closed} in the room, {log['reconnects']} of"
+            f" the steady chatters' ({outcome.detail})"
+        )
     outcome.detail = (
         f"the replica ({primary}) promoted; room broadcasts back after {room_back:.1f} s,"
         f" steady chatters after {chatters_back:.1f} s; {closed} of {len(clients)} sockets"
@@ -579,7 +588,7 @@ async def oversized_frame(stack: NativeStack, outcome: Outcome) -> None:
     await client.connect()
     big = {"type": "message", "nickname": "big", "text": "x" * 100_000}
     await client.send_frame(big)
-    code = await _closed_within(client, 10)
+    code = await closed_within(client, 10)
     assert code == 1009, f"closed with {code}, not 1009"
     assert room_rows(stack, client.room) == 0, "the oversized message was stored"
     outcome.detail = "100 kB frame: closed with 1009 before the app saw it"
@@ -635,7 +644,7 @@ async def path_tricks(stack: NativeStack, outcome: Outcome) -> None:
         else:
             frame = await client.next_frame()
             assert frame["type"] == "error" and "room names are" in frame["detail"], frame
-            assert await _closed_within(client, 5) == 4400
+            assert await closed_within(client, 5) == 4400
             refused_by[trick] = "close 4400"
         page = httpx.get(f"{stack.http_url}/talk/{trick}/")
         assert page.status_code == 400, (trick, page.status_code)
@@ -676,7 +685,7 @@ async def slow_reader(stack: NativeStack, outcome: Outcome) -> None:
         assert waited < STALL_CLOSE_BOUND_S, f"the stalled socket still open after {waited:.0f} s"
         await asyncio.sleep(0.5)
     closed_after = time.monotonic() - start
-    assert await _closed_within(stalled, 10) == CLOSE_TOO_SLOW, stalled.socket.close_code
+    assert await closed_within(stalled, 10) == CLOSE_TOO_SLOW, stalled.socket.close_code
     await finish(stack, outcome, [*senders, reader, stalled])
     outcome.detail = (
         f"20 x 2 kB broadcasts reached the reader in {elapsed:.2f}s beside a non-reader;"

@@ -49,7 +49,7 @@ async def reconnect_storm(stack: DockerStack, outcome: faults.Outcome) -> None:
     back_at: list[float] = []
 
     async def come_back(client: ChatClient) -> None:
-        await faults._closed_within(client, 60)
+        await faults.closed_within(client, 60)
         await client.reconnect(within=180)
         back_at.append(time.monotonic() - started)
         if client in talkers:

@@ -101,16 +101,18 @@ class Settings(BaseSettings):
     # character works in a password.
     redis_username: str | None = None
     redis_password: SecretStr | None = None
-    # The channel layer: "core" (channels-redis's RedisChannelLayer: lists and sorted
-    # sets, queued per channel), "pubsub" (channels-redis's RedisPubSubChannelLayer:
-    # PUBLISH/SUBSCRIBE) or "fanout" (realtime/fanout.py, the stack's own: groups kept
-    # per worker, each message decoded and its frames built once per worker).
-    channel_layer: Literal["core", "pubsub", "fanout"] = "core"
+    # The channel layer: "fanout" (realtime/fanout.py, the stack's own: groups kept per
+    # worker, each message decoded and its frames built once per worker; the default by
+    # measurement, docs/benchmarks.md), "core" (channels-redis's RedisChannelLayer: lists
+    # and sorted sets, queued per channel) or "pubsub" (channels-redis's
+    # RedisPubSubChannelLayer: PUBLISH/SUBSCRIBE).
+    channel_layer: Literal["core", "pubsub", "fanout"] = "fanout"
     # RedisChannelLayer: messages a worker may have waiting in Redis before new ones
     # are dropped. All of a worker's sockets share that one queue, so channels-redis's
     # default of 100 dropped 60% of a ten-sender burst (`make bench-tune`); 1000 dropped
     # none. A waiting message older than channel_expiry seconds is discarded. (fanout:
-    # the events one socket may have waiting in its worker.)
+    # the events one socket may have waiting in its worker, and the messages a plain
+    # channel's queue in Redis keeps, for channel_expiry seconds.)
     channel_capacity: int = Field(default=1000, ge=1)
     channel_expiry: int = Field(default=60, ge=1)
 

@@ -123,14 +123,13 @@ CHANNEL_LAYER_BACKENDS = {
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": CHANNEL_LAYER_BACKENDS[env.channel_layer],
-        # Losing Redis is handled in realtime.consumers: sockets close and reconnect.
+        # Losing Redis: the fanout layer subscribes again and its rooms catch up from
+        # MySQL with sockets open (docs/fanout.md); on the others sockets reconnect.
         "CONFIG": {
             "hosts": env.redis_hosts,
             **(
                 {"capacity": env.channel_capacity, "expiry": env.channel_expiry}
-                if env.channel_layer == "core"
-                else {"capacity": env.channel_capacity}
-                if env.channel_layer == "fanout"
+                if env.channel_layer in ("fanout", "core")
                 else {}
             ),
         },

@@ -12,6 +12,9 @@ flush) on Redis publish/subscribe, through redis-py:
   queue or dispatch per socket (see ``Listener``).
 - A channel name says which worker owns it ("specific.<worker>!<n>"); ``send`` to it is
   one PUBLISH to that worker's inbox.
+- A plain channel name (no "!": a ``runworker`` channel, the Channels tutorial's shell
+  check) is a queue in Redis, as on channels-redis's core layer: a message waits there
+  until one receiver takes it (or ``expiry`` passes).
 - A stale pooled connection (Redis restarted) is retried once on a fresh one.
 - A worker that loses its subscriber connection subscribes again (``on_resubscribed``).
 
@@ -34,6 +37,7 @@ import uuid
 from collections.abc import Callable
 
 import msgpack
+from channels.exceptions import ChannelFull
 from channels.layers import BaseChannelLayer
 from channels_redis.utils import create_pool, decode_hosts
 from redis import asyncio as aioredis
@@ -57,6 +61,18 @@ FRAME_EVENT = "realtime.frame"
 HEALTH_INTERVAL = 5.0
 # Waits after a failed subscriber connection: doubling up to the last.
 RECONNECT_DELAYS = (0.1, 0.2, 0.5, 1.0, 2.0)
+# A plain channel's queue: one message appended unless `capacity` wait already, kept for
+# `expiry` seconds, and its receivers woken by a PUBLISH on the same name; one round trip.
+PLAIN_SEND = """
+if redis.call('LLEN', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('RPUSH', KEYS[1], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('PUBLISH', KEYS[1], '')
+return 1
+"""
+# Seconds a plain channel's receiver waits for a wake-up before it looks at the queue
+# again: one lost with a subscriber connection costs that much delay, not the message.
+PLAIN_POLL = 1.0
 
 
 class Listener:
@@ -239,7 +255,6 @@ class _LoopLayer:
         self._subscribers: dict[int, _Subscriber] = {}
         self._inbox_ready = False
         self._next_sweep = time.monotonic()
-        self.dropped = 0  # events a full queue turned away
         self.resubscribed: list[Callable[[], None]] = []  # called after a lost connection
 
     # Names in Redis. Pub/sub channels are global to a Redis server (not per database):
@@ -303,9 +318,13 @@ class _LoopLayer:
 
     async def send(self, channel: str, message: dict) -> None:
         owner, local, _ = channel.partition("!")
-        if not local:  # a plain channel: whoever receives on it, anywhere
+        if not local:  # a plain channel: a queue in Redis, for whoever receives first
             key = self._channel_key(channel)
-            await self._publish(key, msgpack.packb(message, use_bin_type=True))
+            data = msgpack.packb(message, use_bin_type=True)
+            publisher = self.publisher(self.layer.consistent_hash(key))
+            expiry = self.layer.expiry
+            if not await publisher.eval(PLAIN_SEND, 1, key, data, self.capacity, expiry):
+                raise ChannelFull(channel)
             return
         # Through Redis even when the channel is this worker's: the readiness probe
         # (core/checks.py) sends to its own channel to prove the layer works.
@@ -329,6 +348,8 @@ class _LoopLayer:
                 await self._subscriber(self.layer.consistent_hash(key)).subscribe(key)
         box.used = time.monotonic()
         try:
+            if "!" not in channel:
+                return await self._pop(channel, box)
             while not box.queue:
                 box.waiter = asyncio.get_running_loop().create_future()
                 await box.waiter
@@ -337,8 +358,24 @@ class _LoopLayer:
             # ends with it (as channels-redis's pub/sub layer does).
             await self._close_channel(channel)
             raise
-        box.used = time.monotonic()
+        finally:
+            box.used = time.monotonic()
         return box.queue.popleft()
+
+    async def _pop(self, channel: str, box: _Mailbox) -> dict:
+        """The next message of a plain channel's queue, waiting for one if it is empty."""
+        key = self._channel_key(channel)
+        publisher = self.publisher(self.layer.consistent_hash(key))
+        while True:
+            # Waiting before looking: a wake-up that comes after an empty look is kept.
+            box.waiter = waiter = asyncio.get_running_loop().create_future()
+            data = await publisher.lpop(key)
+            if data is not None:
+                box.waiter = None
+                return msgpack.unpackb(data, raw=False)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(PLAIN_POLL):
+                    await waiter
 
     async def _close_channel(self, channel: str) -> None:
         box = self.mailboxes.pop(channel, None)
@@ -376,9 +413,10 @@ class _LoopLayer:
         if (box := self.mailboxes.get(channel)) is not None:
             box.groups.discard(group)
         members = self.groups.get(group)
-        if members is None or members.pop(channel, 0) is None and members:
+        if members is None or channel not in members:
             return
-        if not members:
+        del members[channel]
+        if not members:  # the worker's last member: it stops listening to the group
             del self.groups[group]
             key = self._group_key(group)
             await self._subscriber(self.layer.consistent_hash(group)).unsubscribe(key)
@@ -396,8 +434,10 @@ class _LoopLayer:
         elif kind == "inbox":
             channel, message = msgpack.unpackb(data, raw=False)
             self._deliver_to(channel, message)
-        elif kind == "channel":
-            self._deliver_to(name, msgpack.unpackb(data, raw=False))
+        elif kind == "channel":  # a plain channel's queue has a message: wake its receiver
+            box = self.mailboxes.get(name)
+            if box is not None and box.waiter is not None and not box.waiter.done():
+                box.waiter.set_result(None)
 
     def _deliver_to(self, channel: str, message: dict) -> None:
         box = self.mailboxes.get(channel)
@@ -454,7 +494,6 @@ class _LoopLayer:
         self._deliver_to(channel, message)
 
     def _full(self, channel: str) -> None:
-        self.dropped += 1
         logger.warning("%s: queue full (%d events); event dropped", channel, self.capacity)
 
     def on_resubscribed(self) -> None:

@@ -10,7 +10,7 @@ from django.conf import settings
 from .consumers import JsonConsumer
 from .fanout import Router, Written, text_frame
 from .frames import marked
-from .layer import PerWorker
+from .layer import ChannelLayerLost, PerWorker
 from .metrics import SENT_AT
 from .positions import BadPosition, Page, Position, position_from_query
 
@@ -59,9 +59,10 @@ class StreamConsumer(JsonConsumer):
     Call ``stream_start()`` once connected: it sends the ``history`` frame, replaying what
     a returning client missed when it passed ``?epoch=E&offset=N``. Send each live item
     through ``stream_deliver(item)``, or mark the group event that carries them with
-    ``@stream_item``: duplicates are dropped, items that overtook others wait for them
-    (``gap_wait`` seconds at most; then the missing ones are read from the store), so the
-    client gets every item once, in offset order. A client may also send
+    ``@stream_item`` and send it with ``stream_send(event)`` once the item is stored:
+    duplicates are dropped, items that overtook others wait for them (``gap_wait``
+    seconds at most; then the missing ones are read from the store), so the client gets
+    every item once, in offset order. A client may also send
     ``{"type": "resume", "epoch": E, "offset": N}`` on an open socket.
 
     On the stack's own layer (realtime/fanout.py) that work is done once per worker and
@@ -179,6 +180,19 @@ class StreamConsumer(JsonConsumer):
         stream.attached += 1
         self._worker_stream = stream
         return stream
+
+    async def stream_send(self, event: dict) -> None:
+        """group_send of an item already in the store (`event` carries it to the
+        ``@stream_item`` handler). On the stack's own layer a publish that Redis lost
+        (restarting, failing over) is no loss to this socket: every worker's stream finds
+        the item as it subscribes again or at its next check of the heads, so the socket
+        stays open. Elsewhere the layer's failure closes the socket (ChannelLayerLost)."""
+        try:
+            await self.channel_layer.group_send(self.stream_group, event)
+        except ChannelLayerLost as lost:
+            if self._worker_stream is None:
+                raise
+            logger.warning("%s (%s); the streams' check sends the item", lost, lost.__cause__)
 
     async def stream_deliver(self, item: dict) -> None:
         async with self._stream_lock:

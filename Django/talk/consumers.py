@@ -71,9 +71,7 @@ class TalkConsumer(StreamConsumer):
         except services.RoomForbidden as error:
             # Checked as the message is stored (services): no query of its own per message.
             raise Refused("forbidden", CLOSE_FORBIDDEN, str(error)) from None
-        await self.channel_layer.group_send(
-            self.group, {"type": "talk.message", "message": message}
-        )
+        await self.stream_send({"type": "talk.message", "message": message})
 
     # Each message is an item of the room's stream: in order, once, gaps filled; on the
     # stack's own layer, once per worker for all its sockets in the room.

@@ -45,61 +45,61 @@ async def test_killing_the_redis_primary_fails_over_with_no_message_lost():
     assert outcome.stored == len(outcome.acknowledged)
 
 
-# Which shard each channel of a group lives on, as the layer in the django container
-# computes it (channels-redis's consistent_hash; the group's key is private: _group_key).
-SHARDS_OF_MEMBERS = """
+# Which shard each name lives on, as the layer in the django container computes it
+# (its consistent_hash: a group's subscriptions and publishes go to one shard).
+SHARDS_OF = """
 import json, os, sys
 import django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "channels_tutorial.settings")
 django.setup()
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 layer = get_channel_layer()
-async def members(group):
-    connection = layer.connection(layer.consistent_hash(group))
-    names = await connection.zrange(layer._group_key(group), 0, -1)
-    return {n.decode(): layer.consistent_hash(n.decode()) for n in names}
-print(json.dumps({"hosts": len(layer.hosts), "members": async_to_sync(members)(sys.argv[1])}))
+shards = {name: layer.consistent_hash(name) for name in sys.argv[1:]}
+print(json.dumps({"hosts": len(layer.hosts), "shards": shards}))
 """
+SHARD_SERVICES = ("redis", "redis-2")  # REDIS_URL's order in docker-compose.sharded.yml
 
 
-def shards_of_members(stack, group: str) -> dict:
-    out = stack.exec("django", "python", "-c", SHARDS_OF_MEMBERS, group).stdout
+def shards_of(stack, names: list[str]) -> dict:
+    out = stack.exec("django", "python", "-c", SHARDS_OF, *names).stdout
     return json.loads(out.strip().splitlines()[-1])
+
+
+def subscribers(stack, shard: int, channel: str) -> int:
+    """PUBSUB NUMSUB: how many connections to that shard subscribe to `channel`."""
+    run = f'REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli pubsub numsub "{channel}"'
+    name, count = stack.exec(SHARD_SERVICES[shard], "sh", "-c", run).stdout.split()
+    return int(count)
 
 
 @pytest.fixture(scope="module")
 def sharded_stack():
-    # Four workers: each picks a random channel prefix, which decides its shard.
     files = (COMPOSE_FILE.name, "docker-compose.sharded.yml")
-    with DockerStack(files=files, environment={"django": {"WEB_CONCURRENCY": "4"}}) as running:
+    with DockerStack(files=files, environment={"django": {"WEB_CONCURRENCY": "3"}}) as running:
         yield running
 
 
-async def test_a_group_broadcast_reaches_sockets_on_both_redis_shards(sharded_stack):
+async def test_group_broadcasts_go_through_the_shard_of_their_group(sharded_stack):
     from talk.rooms import room_group_name
 
-    # Each worker's random channel prefix picks its shard: all four on one shard is a
-    # 1 in 8 chance, so ten tries all miss with a chance of about 1e-9.
-    for _ in range(10):  # until the workers' channels landed on both shards
-        name = f"shards-{uuid.uuid4().hex[:10]}"
+    # Room names until one group lives on each shard: 40 names all on one is 2^-39.
+    names = [f"shards-{uuid.uuid4().hex[:10]}" for _ in range(40)]
+    found = shards_of(sharded_stack, [room_group_name(name) for name in names])
+    assert found["hosts"] == 2
+    on_shard = {found["shards"][room_group_name(name)]: name for name in names}
+    assert set(on_shard) == {0, 1}, found
+    for shard, name in sorted(on_shard.items()):
         clients = await faults.clients_on_distinct_workers(sharded_stack, name)
-        found = shards_of_members(sharded_stack, room_group_name(name))
-        if set(found["members"].values()) == {0, 1}:
-            break
+        # Each worker subscribes once, on the group's shard only (the layer's key names
+        # are docs/fanout.md's).
+        channel = f"realtime:group:{room_group_name(name)}"
+        assert subscribers(sharded_stack, shard, channel) == len(clients) == 3
+        assert subscribers(sharded_stack, 1 - shard, channel) == 0
+        for sender in (clients[0], clients[-1]):
+            others = [client for client in clients if client is not sender]
+            await faults.everyone_hears(sender, others, f"from {sender.nickname}")
         for client in clients:
             await client.close()
-        sharded_stack.restart_service("django")  # new workers, new random prefixes
-    else:
-        raise AssertionError("10 restarts never put channels on both shards")
-    assert found["hosts"] == 2
-    assert len(found["members"]) == len(clients)
-    # The same message through each shard's channels, sent from either side.
-    for sender in (clients[0], clients[-1]):
-        others = [client for client in clients if client is not sender]
-        await faults.everyone_hears(sender, others, f"from {sender.nickname}")
-    for client in clients:
-        await client.close()
-    fresh = ChatClient(sharded_stack.http_url, name, "late")
-    assert len((await fresh.connect())["messages"]) == 2
-    await fresh.close()
+        fresh = ChatClient(sharded_stack.http_url, name, "late")
+        assert len((await fresh.connect())["messages"]) == 2
+        await fresh.close()

@@ -123,10 +123,10 @@ def test_bench_clients_smoke_serves_every_server_and_reports_each_step(tmp_path)
     data = json.loads((folder / "clients.json").read_text())
     servers = {r["server"]: r for r in data["results"]}
     assert list(servers) == [
-        "stack, core layer",
-        "stack, pub/sub layer",
         "stack, fanout layer",
         "stack, fanout layer, chat room",
+        "stack, core layer",
+        "stack, pub/sub layer",
         "daphne, same app",
         "Node, ws",
         "Python, websockets",
@@ -156,18 +156,33 @@ def test_bench_clients_smoke_serves_every_server_and_reports_each_step(tmp_path)
     assert report in result.stdout
 
 
-def test_bench_clients_names_the_package_when_node_is_missing(tmp_path):
+def bench_clients_refusing(*args: str, **options) -> subprocess.CompletedProcess:
+    """`python -m proving_ground.bench_clients ARGS`, which must refuse to run: exit
+    status 1 and a message, no traceback."""
     result = subprocess.run(
-        [sys.executable, "-m", "proving_ground.bench_clients", "--out", str(tmp_path)],
+        [sys.executable, "-m", "proving_ground.bench_clients", *args],
         cwd=ROOT,
-        env={"PATH": str(Path(sys.executable).parent)},
         capture_output=True,
         text=True,
         timeout=60,
+        **options,
     )
     assert result.returncode == 1
-    assert "node (Debian package: nodejs)" in result.stderr
     assert "Traceback" not in result.stderr
+    return result
+
+
+def test_bench_clients_runs_the_servers_asked_for_and_names_the_others():
+    chosen = bench_clients.servers_under_test(["node", "fanout"])
+    assert [server.name for server in chosen] == ["stack, fanout layer", "Node, ws"]
+    result = bench_clients_refusing("--servers", "fanout,nod")
+    assert "no server nod; the servers are fanout, fanout-chat, core," in result.stderr
+
+
+def test_bench_clients_names_the_package_when_node_is_missing(tmp_path):
+    path = {"PATH": str(Path(sys.executable).parent)}
+    result = bench_clients_refusing("--out", str(tmp_path), env=path)
+    assert "node (Debian package: nodejs)" in result.stderr
     assert not list(tmp_path.iterdir())
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from channels.exceptions import ChannelFull
 
 from proving_ground.native import free_port, require_binaries
 
@@ -151,12 +152,39 @@ async def test_two_workers_send_to_each_other_and_to_groups(workers):
         await received(two, there, timeout=0.5)
 
 
-async def test_a_plain_channel_reaches_whoever_receives_on_it(workers, admin):
+async def test_a_plain_channel_is_a_queue_each_message_taken_by_one_receiver(workers):
     one, two, prefix = workers
-    task = asyncio.create_task(two.receive("jobs"))
-    await eventually(lambda: subscribers(admin, f"{prefix}:channel:jobs") == 1)
-    await one.send("jobs", {"type": "job", "id": 7})
-    assert await asyncio.wait_for(task, 5) == {"type": "job", "id": 7}
+    # Sent before anyone receives: it waits in Redis for the first receiver.
+    await one.send("jobs", {"type": "job", "id": 1})
+    assert await received(two, "jobs") == {"type": "job", "id": 1}
+    # Two receivers waiting, on two workers: each message reaches one of them, once.
+    tasks = [asyncio.create_task(w.receive("jobs")) for w in (one, two)]
+    await asyncio.sleep(0.1)
+    for n in (2, 3):
+        await one.send("jobs", {"type": "job", "id": n})
+    got = await asyncio.wait_for(asyncio.gather(*tasks), 5)
+    assert sorted(message["id"] for message in got) == [2, 3]
+
+
+async def test_a_plain_channel_past_its_capacity_refuses_the_message(address):
+    the_layer = FanoutChannelLayer(hosts=[address], prefix=a_prefix(), capacity=2)
+    try:
+        for n in range(2):
+            await the_layer.send("jobs", {"type": "job", "id": n})
+        with pytest.raises(ChannelFull):
+            await the_layer.send("jobs", {"type": "job", "id": 2})
+        assert [(await received(the_layer, "jobs"))["id"] for _ in range(2)] == [0, 1]
+    finally:
+        await the_layer.flush()
+
+
+def test_the_channels_tutorials_shell_check_gets_its_message_back(address):
+    """The tutorial's check in `manage.py shell`, each call on a loop of its own."""
+    from asgiref.sync import async_to_sync
+
+    channel_layer = layer(address, a_prefix())
+    async_to_sync(channel_layer.send)("test_channel", {"type": "hello"})
+    assert async_to_sync(channel_layer.receive)("test_channel") == {"type": "hello"}
 
 
 async def test_a_worker_subscribes_once_per_group_whatever_its_members(address, admin):

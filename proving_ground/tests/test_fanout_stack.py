@@ -16,7 +16,7 @@ import redis
 import websockets
 
 from proving_ground.client import ChatClient, one_per_worker, ws_url
-from proving_ground.faults import mysql_connect, room_offsets
+from proving_ground.faults import clients_on_distinct_workers, mysql_connect, room_offsets
 from proving_ground.native import NativeStack
 
 from .conftest import open_socket
@@ -291,6 +291,31 @@ async def test_a_room_whose_last_broadcast_was_lost_gets_it_at_the_workers_next_
         assert not client.resumes, "got it by reconnecting, not on its open socket"
     # The check's interval, its read, and the frame's way to the client.
     assert time.monotonic() - started < 5 + 5
+    assert_every_message_once_in_order(fanout, room, clients)
+    for client in clients:
+        await client.close()
+
+
+async def test_a_message_sent_while_redis_is_down_reaches_everyone_with_sockets_open(fanout):
+    """Its broadcast is lost, not the message: stored in MySQL, it reaches every socket,
+    its sender's too, once the workers subscribe again, and no socket closes (on the
+    core layer the sender's closes with 1011 and resumes)."""
+    room = f"down-{uuid.uuid4().hex[:8]}"
+    clients = await clients_on_distinct_workers(fanout, room)
+    await clients[0].say("before")
+    fanout.stop_service("redis")
+    try:
+        for client in clients:
+            await client.send_frame({"type": "message", "nickname": client.nickname, "text": "x"})
+        async with asyncio.timeout(10):  # stored while Redis is away
+            while len(room_offsets(fanout, room)) < 1 + len(clients):
+                await asyncio.sleep(0.2)
+    finally:
+        fanout.start_service("redis")
+    last = max(room_offsets(fanout, room))
+    for client in clients:
+        await client.catch_up(last, timeout=30)
+        assert not client.resumes, "got it by reconnecting, not on its open socket"
     assert_every_message_once_in_order(fanout, room, clients)
     for client in clients:
         await client.close()

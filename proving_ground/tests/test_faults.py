@@ -1,6 +1,9 @@
 """Faults, each on the native stack; every acknowledged message must be in MySQL."""
 
+import asyncio
+
 import pytest
+import redis
 import websockets
 
 from proving_ground import faults
@@ -8,10 +11,13 @@ from proving_ground.client import ChatClient
 from proving_ground.native import NativeStack
 
 
-@pytest.fixture(scope="module")
-def fault_stack():
+# The default layer, and channels-redis's core layer for as long as its fault table is
+# kept (docs/faults.md).
+@pytest.fixture(scope="module", params=["fanout", "core"])
+def fault_stack(request):
     # Its own stack: these tests kill and restart servers.
-    with NativeStack(django_env={"WEB_CONCURRENCY": "2"}) as running:
+    env = {"WEB_CONCURRENCY": "2", "CHANNEL_LAYER": request.param}
+    with NativeStack(django_env=env) as running:
         yield running
 
 
@@ -108,6 +114,43 @@ async def test_a_handshake_while_redis_is_down_is_told_to_try_again(fault_stack)
 
 
 async def test_broadcasts_the_layer_dropped_are_read_from_mysql():
-    with NativeStack(django_env={"WEB_CONCURRENCY": "2", **faults.DROPPING_LAYER}) as stack:
+    # The core layer's queue per worker overflowing; the fanout layer has none.
+    env = {"WEB_CONCURRENCY": "2", "CHANNEL_LAYER": "core", **faults.DROPPING_LAYER}
+    with NativeStack(django_env=env) as stack:
         outcome = await assert_survives(faults.layer_drops, stack)
     assert outcome.account.expected and outcome.account.clean, outcome.account
+
+
+@pytest.mark.parametrize("fault_stack", ["core"], indirect=True)
+async def test_the_core_layers_own_faults_move_their_counters(fault_stack):
+    """channels-redis's core layer keeps memberships in Redis: a flush closes each socket
+    with 1012 (counted as a membership lost), and Redis stopping closes them with 1011
+    after the worker resets its pools (counted). Read from Django's /metrics."""
+    from .test_metrics import settled_scrape
+
+    before = await settled_scrape(fault_stack)
+    clients = await faults.clients_on_distinct_workers(fault_stack, faults.room())
+    admin = redis.Redis(port=fault_stack.redis_port)
+    try:
+        admin.flushall()
+        await faults.closed_then_rejoined(clients, {1012}, "the flush")
+        fault_stack.stop_service("redis")
+        try:
+            closes = await asyncio.gather(*(faults.closed_within(c, 20) for c in clients))
+        finally:
+            fault_stack.start_service("redis")
+        assert 1011 in closes, closes
+    finally:
+        admin.close()
+        for client in clients:
+            await client.close()
+    after = await settled_scrape(fault_stack)
+
+    def moved(name, **labels):
+        return after.value(name, **labels) - before.value(name, **labels)
+
+    assert moved("realtime_membership_lost_total", route="talk") == len(clients)
+    assert moved("realtime_socket_closes_total", route="talk", code="1012") == len(clients)
+    assert moved("realtime_socket_closes_total", route="talk", code="1011") >= 1
+    assert moved("realtime_channel_layer_pool_resets_total") >= 1
+    assert moved("realtime_channel_layer_failures_total") >= 1
