@@ -2,7 +2,7 @@
 
     python -m proving_ground.bench_memory [--mode smoke|quick] [--out DIR]
 
-For each channel layer in LAYERS (channels-redis's core layer, as shipped, and the
+For each channel layer in LAYERS (channels-redis's core layer, CHANNEL_LAYER=core, and the
 stack's own), two runs of the native stack (two Gunicorn workers), each holding idle
 sockets on /ws/echo/ straight to Gunicorn, as `make bench` measures idle memory:
 
@@ -37,7 +37,7 @@ from .bench import start_stack
 from .compose import ROOT
 from .soak import WORKER_MEMORY
 
-# The layers side by side: what the stack ships with, then its own (realtime/fanout.py).
+# The layers side by side: channels-redis's core layer, then the stack's own (the default).
 LAYERS = ("core", "fanout")
 MODES = {
     # For the test suite: proves the command end to end.

@@ -10,8 +10,7 @@ through nginx:
    for a window; Redis's count of the commands it processed in that window (INFO
    commandstats, by command), less the same window with no socket open, per socket and
    minute. Presence costs each worker one pipelined refresh per room every third of
-   REALTIME_PRESENCE_TTL, whatever the room's number of sockets; the membership check
-   (watch_membership) is in both sides.
+   REALTIME_PRESENCE_TTL, whatever the room's number of sockets.
 2. Broadcast throughput: receivers in one room (each asked for presence, as the page
    does) and one sender posting messages without waiting (each stored in MySQL, then
    sent to the room); deliveries per second from the first send to the last delivery,
@@ -36,6 +35,7 @@ import websockets
 from . import bench
 from .bench import start_stack
 from .client import ws_url
+from .faults import SHIPPED_LAYER
 
 MODES = {
     # For the test suite: proves the command end to end.
@@ -138,7 +138,8 @@ async def measure(settings: dict) -> list[Side]:
     sides = {name: Side(name, settings["sockets"], settings["window"]) for name in SIDES}
     with contextlib.ExitStack() as running:
         stacks = {
-            name: running.enter_context(start_stack("ours", env=env)) for name, env in SIDES.items()
+            name: running.enter_context(start_stack("ours", layer=SHIPPED_LAYER, env=env))
+            for name, env in SIDES.items()
         }
         for name, stack in stacks.items():
             password = stack.django_env().get("REDIS_PASSWORD") or None

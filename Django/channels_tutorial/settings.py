@@ -115,8 +115,8 @@ if METRICS:
 
 # Redis carries messages between the Uvicorn worker processes (and between hosts).
 CHANNEL_LAYER_BACKENDS = {
-    # channels-redis's class with fixes (realtime/compat.py says which, and until when).
-    "core": "realtime.compat.RedisChannelLayer",
+    # channels-redis's own, as the book has it (docs/channels-redis.md: what it lacks).
+    "core": "channels_redis.core.RedisChannelLayer",
     "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
     "fanout": "realtime.fanout.FanoutChannelLayer",
 }

@@ -3,12 +3,8 @@
 Each was written against the version in UPSTREAM, fixes a defect that a test shows on the
 unpatched library, and goes once upstream fixes it:
 
-- RedisChannelLayer (channels-redis): memory and Redis connections that grew with every
-  closed socket, and a message lost when a socket closed at the wrong moment. Minimal
-  reproductions: docs/channels-redis.md. ../proving_ground/tests/test_channel_layers.py runs the
-  unpatched class against a real Redis and fails once upstream fixes a defect.
-- group_members (channels-redis): which channels Redis still lists in a group, read from
-  channels-redis's own keys in one pipelined round trip (realtime.membership).
+- IdleClosingConnectionPool (redis-py): a pool that closes its idle connections, which
+  redis-py keeps for ever (realtime.fanout's publishers).
 - WebSocketProtocol (uvicorn): the 1009 close frame for an oversized frame reaches the
   client; a client too slow to read (no pong in time, or a send held up) is closed with
   CLOSE_TOO_SLOW, and aborted if it never reads, instead of holding its consumer up and
@@ -28,12 +24,10 @@ then re-run the tests named above, delete what upstream fixed, and update UPSTRE
 """
 
 import asyncio
-import collections
 import logging
 import os
 import time
 
-from channels_redis.core import RedisChannelLayer as BaseRedisChannelLayer
 from prometheus_client.mmap_dict import MmapedDict
 from redis.asyncio import ConnectionPool
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -44,7 +38,7 @@ from .frames import FRAMES_EXTENSION
 logger = logging.getLogger(__name__)
 
 # The versions these workarounds were written against and tested with.
-UPSTREAM = {"channels-redis": "4.3.0", "uvicorn": "0.54.0", "prometheus-client": "0.26.0"}
+UPSTREAM = {"redis": "8.1.0", "uvicorn": "0.54.0", "prometheus-client": "0.26.0"}
 
 
 class IdleClosingConnectionPool(ConnectionPool):
@@ -83,155 +77,6 @@ class IdleClosingConnectionPool(ConnectionPool):
         async with self._lock:
             idle, self._available_connections = self._available_connections, []
         await asyncio.gather(*(c.disconnect() for c in idle), return_exceptions=True)
-
-
-class ReceiveBuffers(collections.defaultdict):
-    """channels-redis's per-channel receive queues, minus queues nobody will read.
-
-    The worker's receiver hands each message it pops from Redis to the queue of every
-    local channel it names, and a defaultdict makes a queue for a channel that has none.
-    A group message can still arrive for a socket that has just closed; its new queue,
-    message included, would then stay for ever. So:
-
-    - a channel whose receive was cancelled (its socket closed) is closed: late messages
-      for it go to a throwaway queue, for as long as one can arrive (the layer's expiry;
-      channel names are never reused);
-    - a queue whose channel nobody has received on for longer than the expiry is closed
-      too. That catches sockets whose last receive was cancelled before it started (so
-      no code of receive() ran), and drops only messages the layer would expire anyway;
-      a channel that receives again is reopened.
-    """
-
-    def __init__(self, default_factory, expiry: float) -> None:
-        super().__init__(default_factory)
-        self.expiry = expiry
-        self.closed: collections.OrderedDict[str, float] = collections.OrderedDict()
-        self.receiving: collections.Counter[str] = collections.Counter()
-        self.unread_since: dict[str, float] = {}  # queues with nobody receiving
-        self.next_sweep = time.monotonic() + expiry
-
-    def enter(self, channel: str) -> None:
-        self.receiving[channel] += 1
-        self.unread_since.pop(channel, None)
-        self.closed.pop(channel, None)
-
-    def leave(self, channel: str) -> None:
-        self.receiving[channel] -= 1
-        if self.receiving[channel] <= 0:
-            del self.receiving[channel]
-            if channel in self:
-                self.unread_since[channel] = time.monotonic()
-        self.sweep()
-
-    def close(self, channel: str) -> None:
-        self.pop(channel, None)
-        self.unread_since.pop(channel, None)
-        now = time.monotonic()
-        self.closed[channel] = now
-        while self.closed and next(iter(self.closed.values())) < now - self.expiry:
-            self.closed.popitem(last=False)
-
-    def sweep(self) -> None:
-        now = time.monotonic()
-        if now < self.next_sweep:
-            return
-        self.next_sweep = now + self.expiry / 4
-        for channel, since in list(self.unread_since.items()):
-            if channel not in self or channel in self.receiving:
-                del self.unread_since[channel]
-            elif since < now - self.expiry:
-                self.close(channel)
-
-    def __missing__(self, channel):
-        if channel in self.closed:
-            return self.default_factory()
-        if channel not in self.receiving:
-            self.unread_since.setdefault(channel, time.monotonic())
-        return super().__missing__(channel)
-
-
-class RedisChannelLayer(BaseRedisChannelLayer):
-    """Loses no message when a receiving socket closes, keeps no queue for a channel
-    whose receiver has gone, and closes idle Redis connections."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.receive_buffer = ReceiveBuffers(self.receive_buffer.default_factory, self.expiry)
-        self._unfinished_pops: dict[str, asyncio.Future] = {}
-        self._idle_pops: set[asyncio.Future] = set()
-
-    def create_pool(self, index):
-        host = dict(self.hosts[index])
-        if "address" not in host:  # Sentinel and keyword hosts: channels-redis's own pool
-            return super().create_pool(index)
-        return IdleClosingConnectionPool.from_url(host.pop("address"), **host)
-
-    async def receive_single(self, channel):
-        if not channel.endswith("!"):  # a plain channel: nobody else waits on this pop
-            return await super().receive_single(channel)
-        # The receive-lock holder pops for every socket of this worker: BZPOPMIN, then a
-        # copy into the backup queue. Cancelled in between (its own socket closed just as
-        # a message for another socket arrived), the popped message was lost and that
-        # socket never saw it. So the pop runs in a task of its own, which a cancelled
-        # holder leaves running, and the next holder waits for that same pop.
-        pop = self._unfinished_pops.pop(channel, None)
-        if pop is None or (pop.done() and (pop.cancelled() or pop.exception())):
-            pop = asyncio.ensure_future(super().receive_single(channel))
-            pop.add_done_callback(_retrieve_exception)  # the next holder starts afresh
-        self._idle_pops.discard(pop)
-        try:
-            return await asyncio.shield(pop)
-        except asyncio.CancelledError:
-            self._unfinished_pops[channel] = pop
-            raise
-
-    async def _brpop_with_clean(self, index, channel, timeout):
-        if asyncio.current_task() in self._idle_pops:
-            # No socket of this worker is receiving: stop rather than block again. What
-            # this pop already took stays in it for the next receiver.
-            self._idle_pops.discard(asyncio.current_task())
-            raise asyncio.CancelledError
-        return await super()._brpop_with_clean(index, channel, timeout)
-
-    async def receive(self, channel):
-        # Channels cancels a consumer's receive when its socket closes. receive() drops
-        # that channel's queue itself only when the cancellation arrives while it waits;
-        # cancelled while holding the receive lock, the queue stayed for ever (about
-        # 3 KiB per closed socket, `make soak`). enter/leave tell the buffers who is
-        # receiving, so that queues nobody reads can go too.
-        self.receive_buffer.enter(channel)
-        try:
-            return await super().receive(channel)
-        except asyncio.CancelledError:
-            self.receive_buffer.close(channel)
-            if self.receive_count == 0:
-                self._idle_pops.update(self._unfinished_pops.values())
-            raise
-        finally:
-            self.receive_buffer.leave(channel)
-
-
-def _retrieve_exception(task: asyncio.Future) -> None:
-    if not task.cancelled():
-        task.exception()
-
-
-async def group_members(layer: BaseRedisChannelLayer, pairs: list[tuple[str, str]]) -> set:
-    """The (group, channel) pairs of `pairs` that Redis still lists, one pipelined round
-    trip per shard. channels-redis has no public call for this: it reads the layer's
-    group keys (_group_key) on the shard that holds each group (consistent_hash)."""
-    by_shard: dict[int, list[tuple[str, str]]] = {}
-    for group, channel in pairs:
-        by_shard.setdefault(layer.consistent_hash(group), []).append((group, channel))
-    present = set()
-    for shard, shard_pairs in by_shard.items():
-        async with layer.connection(shard).pipeline(transaction=False) as pipe:
-            for group, channel in shard_pairs:
-                pipe.zscore(layer._group_key(group), channel)
-            scores = await pipe.execute()
-        listed = zip(shard_pairs, scores, strict=True)
-        present |= {pair for pair, score in listed if score is not None}
-    return present
 
 
 # After closing for a protocol error (e.g. 1009), how long the rest of what the client is

@@ -1,3 +1,4 @@
+import asyncio
 import contextlib
 import functools
 import json
@@ -9,10 +10,10 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
 from . import frames, metrics
+from .compat import CLOSE_TOO_SLOW
 from .fanout import FRAME_EVENT, Listener
 from .frames import FRAMES_EXTENSION, frame
-from .layer import ChannelLayerLost, GuardedLayer, reset_layer_pools
-from .membership import monitor_for
+from .layer import ChannelLayerLost, GuardedLayer
 from .presence import listeners_group, presence_for
 from .ratelimit import TokenBucket
 
@@ -21,9 +22,6 @@ logger = logging.getLogger(__name__)
 # Close code when the channel layer is lost (e.g. Redis restarting): the client's socket
 # is closed cleanly and it reconnects, joining its groups again.
 CLOSE_LAYER_LOST = 1011
-# Close code when Redis no longer lists this socket in a group it joined (Redis restarted
-# and lost its data): the client reconnects, rejoins and gets the history it missed.
-CLOSE_MEMBERSHIP_LOST = 1012
 # Close code for a handshake that came while the channel layer was unavailable: the
 # socket is accepted only to say "try again later", as a 403 would say "forbidden".
 CLOSE_TRY_AGAIN = 1013
@@ -60,10 +58,6 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
       ``on_echo``); unknown types, bad JSON and binary frames get
       ``{"type": "error", "detail": ...}`` and the socket stays open.
     - ``join(group)`` / ``leave(group)``: group membership, left again on disconnect.
-    - ``watch_membership``: close with 1012 when Redis no longer lists this socket in a
-      group it joined (Redis restarted or was flushed), so the client reconnects and
-      rejoins. Costs the worker one pipelined Redis round trip every
-      ``membership_check_interval`` seconds, whatever the number of sockets.
     - ``event_db_cleanup``: Channels closes stale database connections before every
       channel-layer event, a hop to the sync thread and back. Set it False when your
       event handlers only forward to the socket.
@@ -95,17 +89,16 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
     Each socket may send settings.WS_RATE_LIMIT frames a second (bursts of WS_RATE_BURST);
     beyond that, frames are dropped with an error frame. If the channel layer itself fails,
     the socket closes with 1011 so the client reconnects (1013 "try again later" when it
-    failed during the handshake), and the worker's layer pools are reset; any other error
-    in a handler is the handler's, as in Channels.
+    failed during the handshake); any other error in a handler is the handler's, as in
+    Channels.
     """
 
-    watch_membership = False
-    membership_check_interval = 2.0
     allow_guests: bool | None = None  # None: settings.REALTIME_GUESTS
     track_presence = False
     event_db_cleanup = True
     _channel_layer = None
     _listener = None  # the socket's fast path, where the layer and server have one
+    _closing = None  # a close the layer asked for (_too_slow)
 
     # Channels sets this in __call__; wrapped, the layer's own failures raise
     # ChannelLayerLost, told apart from errors of a handler's own code.
@@ -140,9 +133,7 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
                 code = CLOSE_LAYER_LOST if self.accepted else CLOSE_TRY_AGAIN
                 self.close_code = code
                 await send({"type": "websocket.close", "code": code})
-            await reset_layer_pools(lost.layer)
         finally:
-            self._watch([])
             self._forget_presence()
             if self.accepted:
                 self.route_metrics.sockets_open.dec()
@@ -156,8 +147,11 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
 
         def counted_send(message):
             if message["type"] == "websocket.send":
-                sent(message.get("text"), message.get("bytes"), self._sent_at)
-                self._sent_at = None  # an event's lag is its first frame's
+                if metrics.SENT_AT in message:  # a stream's frame, with its event's stamp
+                    stamp = message.pop(metrics.SENT_AT)
+                else:
+                    stamp, self._sent_at = self._sent_at, None  # an event's lag: its first frame's
+                sent(message.get("text"), message.get("bytes"), stamp)
             return send(message)
 
         return counted_send
@@ -165,10 +159,21 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
     async def dispatch(self, message):
         if message["type"] == FRAME_EVENT:  # a prepared frame's turn (realtime.fanout)
             prepared, size = message["frame"]
-            if self._listener.write(prepared):
+            if self._listener.write is None:  # a server without the fast write
+                text = prepared[len(prepared) - size :].decode()  # the frame's JSON
+                await self.base_send(
+                    {
+                        "type": "websocket.send",
+                        "text": text,
+                        metrics.SENT_AT: message.get(metrics.SENT_AT),
+                    }
+                )
+            elif self._listener.write(prepared):
                 self.route_metrics.sent_frames(1, size, message.get(metrics.SENT_AT))
             return
         self._sent_at = message.get(metrics.SENT_AT)
+        if self._listener is not None:  # frames wait in the queue until this handler ends
+            self._listener.busy = True
         try:
             if self.event_db_cleanup or message["type"].startswith("websocket."):
                 await super().dispatch(message)
@@ -180,6 +185,8 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
             await handler(message)
         finally:
             self._sent_at = None
+            if self._listener is not None:
+                self._listener.busy = False
 
     async def websocket_connect(self, message):
         self.bucket = TokenBucket(
@@ -191,8 +198,6 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
             await super().websocket_connect(message)  # joins self.groups, calls connect()
         except Refused as refused:
             await self._refused(refused)
-            return
-        self._watch(self.watched_groups())
 
     async def authenticate(self):
         """Who this socket is: a ticket's user, the session's, or a guest."""
@@ -259,18 +264,26 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
             self._attach_frames()
 
     def _attach_frames(self) -> None:
-        """On a layer and server that can (realtime.fanout, the stack's Uvicorn worker),
-        this class's @frame events are built once per worker and written straight to the
-        socket (realtime/frames.py)."""
+        """On the stack's own layer (realtime.fanout), this class's @frame events are
+        built once per worker (realtime/frames.py), and written straight to the socket
+        where the server can (the stack's Uvicorn worker); elsewhere each is sent in its
+        turn, like any event."""
         layer = getattr(self.channel_layer, "layer", None)
-        server = self.scope.get("extensions", {}).get(FRAMES_EXTENSION)
         builders = frames.builders(type(self))
-        if server is None or not hasattr(layer, "attach") or not builders:
+        if not hasattr(layer, "attach") or not builders:
             return
-        self._listener = Listener(
-            server["write"], server["close"], builders, self.route_metrics.sent_frames
-        )
+        server = self.scope.get("extensions", {}).get(FRAMES_EXTENSION)
+        write, close = (server["write"], server["close"]) if server else (None, self._too_slow)
+        self._listener = Listener(write, close, builders, self.route_metrics.sent_frames)
+        self._listener.busy = True  # made inside websocket.connect's handler (dispatch)
         layer.attach(self.channel_name, self._listener)
+
+    def _too_slow(self, why: str) -> None:
+        """The layer's close for a socket whose queue is full, on a server without the
+        fast write: 4008, as the stack's server closes one (it resumes)."""
+        logger.warning("%s: %s; closing with %d", self.channel_name, why, CLOSE_TOO_SLOW)
+        if self._closing is None:
+            self._closing = asyncio.ensure_future(self.close(code=CLOSE_TOO_SLOW))
 
     async def refuse(self, reason: str, code: int | None = None, detail: str = "") -> None:
         """Turn the handshake down: HTTP 403, or with a close code, accept, send `detail`
@@ -293,8 +306,6 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
     async def websocket_disconnect(self, message):
         if self.close_code is None:
             self.close_code = message.get("code")
-        # Unwatched first: leaving the groups below is not Redis losing them.
-        self._watch([])
         for group in self.joined:
             with contextlib.suppress(ChannelLayerLost):  # Redis may be the reason we left
                 await self._leave_presence(group)
@@ -302,20 +313,18 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
         await super().websocket_disconnect(message)
 
     async def join(self, group: str) -> None:
-        """Join a group; left again on disconnect, and watched while connected."""
+        """Join a group; left again on disconnect."""
         if not await self.may_join(group):
             raise Refused("forbidden", CLOSE_FORBIDDEN, "you may not join this room")
         await self.channel_layer.group_add(group, self.channel_name)
         if group not in self.joined:
             self.joined.append(group)
             await self._enter_presence(group)
-        self._watch(self.watched_groups())
 
     async def leave(self, group: str) -> None:
         """Leave a group joined with join()."""
         if group in self.joined:
             self.joined.remove(group)
-        self._watch(self.watched_groups())  # first: leaving is not Redis losing it
         await self._leave_presence(group)
         await self.channel_layer.group_discard(group, self.channel_name)
 
@@ -353,27 +362,6 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
                 presence.forget(group, self.channel_name, self.presence_name())
                 self.route_metrics.present.dec()
         self.present_in = []
-
-    def watched_groups(self) -> list[str]:
-        """The class's groups and those joined since."""
-        return [*self.groups, *self.joined]
-
-    def _watch(self, groups: list[str]) -> None:
-        if not self.watch_membership or not hasattr(self, "channel_name"):
-            return
-        monitor = monitor_for(self.channel_layer.layer, self.membership_check_interval)
-        if monitor is None:
-            return
-        if groups:
-            monitor.watch(self.channel_name, groups, self.membership_lost)
-        else:
-            monitor.unwatch(self.channel_name)
-
-    async def membership_lost(self) -> None:
-        logger.warning("no longer in groups %s (Redis lost them?); closing", self.watched_groups())
-        self.route_metrics.membership_lost()
-        with contextlib.suppress(OSError):  # the client may be gone already (ClientDisconnected)
-            await self.close(code=CLOSE_MEMBERSHIP_LOST)
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
         self.route_metrics.frames_received.inc()

@@ -43,7 +43,6 @@ from channels_redis.utils import create_pool, decode_hosts
 from redis import asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from websockets.frames import Frame, Opcode
 
@@ -77,21 +76,26 @@ PLAIN_POLL = 1.0
 
 class Listener:
     """A socket's fast path, attached to its channel by the consumer once accepted:
-    `write` puts prepared frame bytes on the socket (False if it is closed), `close`
-    closes it as too slow (4008: it resumes), `builders` maps event types to the function
-    that makes their frame (the same for every socket of a consumer class), `sent`
-    counts frames written (n sockets, size, stamp)."""
+    `write` puts prepared frame bytes on the socket (False if it is closed; None where
+    the server cannot: each frame then waits in the socket's queue for its consumer to
+    send it), `close` closes it as too slow (4008: it resumes), `builders` maps event
+    types to the function that makes their frame (the same for every socket of a
+    consumer class), `sent` counts frames written (n sockets, size, stamp). `busy` is
+    True while the consumer handles a message: Channels keeps the socket's receive
+    waiting meanwhile, and a frame written then could overtake what the handler sends
+    (a presence change before the history a connect sends); it waits in the queue."""
 
-    __slots__ = ("write", "close", "builders", "sent")
+    __slots__ = ("write", "close", "builders", "sent", "busy")
 
     def __init__(
         self,
-        write: Callable[[bytes], bool],
+        write: Callable[[bytes], bool] | None,
         close: Callable[[str], None],
         builders: dict,
         sent: Callable,
     ):
         self.write, self.close, self.builders, self.sent = write, close, builders, sent
+        self.busy = False
 
 
 class Router:
@@ -481,8 +485,10 @@ class _LoopLayer:
         box = self.mailboxes.get(channel)
         if box is None or box.listener is None:
             return None
-        if box.waiter is not None and not box.queue:
-            return box.listener if box.listener.write(frame[0]) else None
+        listener = box.listener
+        idle = not listener.busy and box.waiter is not None and not box.queue
+        if idle and listener.write is not None:
+            return listener if listener.write(frame[0]) else None
         if not box.put({"type": FRAME_EVENT, "frame": frame, SENT_AT: sent_at}, self.capacity):
             # Dropping the frame would leave a hole in what the client got: it is closed
             # instead, reconnects and resumes.
@@ -550,8 +556,8 @@ class _Subscriber:
         """Until the reader is connected; while Redis is away, fail at once (the socket
         is told to try again later) rather than wait for it."""
         while not self.connected.is_set():
-            if self.failure is not None:
-                raise RedisConnectionError(f"no subscriber connection: {self.failure}")
+            if (failure := self.failure) is not None:  # of its kind: a wrong password says so
+                raise type(failure)(f"no subscriber connection: {failure}") from failure
             if self.changed is None:
                 self.changed = asyncio.get_running_loop().create_future()
             await asyncio.shield(self.changed)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import inspect
 import time
@@ -109,7 +108,7 @@ class _Failing:
 
 class PerWorker:
     """One `make(layer, *args)` per channel layer and event loop: a worker's helper that
-    its sockets share (the membership monitor, presence). A layer or loop made anew (as
+    its sockets share (presence, the streams). A layer or loop made anew (as
     tests do) gets a new one, even where Python reuses the old one's id."""
 
     def __init__(self, make):
@@ -122,25 +121,3 @@ class PerWorker:
         if found is None or found[0] is not loop or found[1] is not layer:
             found = self.made[id(layer)] = (loop, layer, self.make(layer, *args))
         return found[2]
-
-
-# After Redis restarts, every pooled connection of a worker is dead; the first consumer
-# to notice drops them all (at most once per this many seconds), so the other sockets
-# fail fast and reconnect on fresh connections instead of failing one by one later.
-# The reset is bounded: closing pools waits for connections blocked in BZPOPMIN, and a
-# consumer must never hang there (Gunicorn's graceful shutdown would wait for it).
-POOL_RESET_INTERVAL = 2.0
-POOL_RESET_TIMEOUT = 2.0
-_last_pool_reset = -POOL_RESET_INTERVAL
-
-
-async def reset_layer_pools(layer) -> None:
-    global _last_pool_reset
-    now = time.monotonic()
-    if now - _last_pool_reset < POOL_RESET_INTERVAL or not hasattr(layer, "close_pools"):
-        return
-    _last_pool_reset = now
-    metrics.LAYER_POOL_RESETS.inc()
-    with contextlib.suppress(RedisError, OSError, TimeoutError):
-        async with asyncio.timeout(POOL_RESET_TIMEOUT):
-            await layer.close_pools()

@@ -88,15 +88,6 @@ LAYER_FAILURES = Counter(
     "Channel-layer calls that failed (Redis unreachable, restarted, timed out).",
     ["operation"],
 )
-LAYER_POOL_RESETS = Counter(
-    "realtime_channel_layer_pool_resets_total",
-    "Times a worker dropped its Redis connections after the layer failed.",
-)
-MEMBERSHIP_LOST = Counter(
-    "realtime_membership_lost_total",
-    "Sockets closed (1012) because Redis no longer listed them in a group they joined.",
-    ["route"],
-)
 RESUMES = Counter(
     "realtime_resumes_total",
     "Clients that came back with a position: recovered (sent what they missed) or not.",
@@ -211,9 +202,6 @@ class RouteMetrics:
     def error_frame(self, kind: str) -> None:
         ERROR_FRAMES.labels(self.route, kind).inc()
 
-    def membership_lost(self) -> None:
-        MEMBERSHIP_LOST.labels(self.route).inc()
-
     def resumed(self, recovered: bool) -> None:
         RESUMES.labels(self.route, "true" if recovered else "false").inc()
 
@@ -248,9 +236,6 @@ class UncountedRoute(RouteMetrics):
         pass
 
     def error_frame(self, kind: str) -> None:
-        pass
-
-    def membership_lost(self) -> None:
         pass
 
     def resumed(self, recovered: bool) -> None:
@@ -290,7 +275,6 @@ def for_route(route: str) -> RouteMetrics:
         ERROR_FRAMES.labels(route, kind)
     for reason in REFUSAL_REASONS:
         HANDSHAKES_REFUSED.labels(route, reason)
-    MEMBERSHIP_LOST.labels(route)
     for recovered in ("true", "false"):
         RESUMES.labels(route, recovered)
     for operation in LAYER_OPERATIONS:

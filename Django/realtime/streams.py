@@ -2,6 +2,7 @@
 client that was away resume where it left off (positions.py: offsets and epochs)."""
 
 import asyncio
+import collections
 import functools
 import logging
 
@@ -28,16 +29,16 @@ HISTORY_LENGTH = 50
 
 def stream_item(item_of):
     """Make `item_of(event) -> item` a StreamConsumer's handler for the group event that
-    carries the stream's items (a chat room's messages): each goes through
-    stream_deliver, or, on the stack's own layer, through the worker's WorkerStream."""
+    carries the stream's items (a chat room's messages). The worker's WorkerStream takes
+    each item once: on the stack's own layer the fan-out hands it the message once for
+    all the worker's sockets; on any other layer each socket's handler hands it that
+    socket's copy, and the stream drops the copies it already has."""
 
     @functools.wraps(item_of)
     async def handler(self, event):
-        if self._worker_stream is not None:
-            # Came before this socket's stream took over (its history has it): the
-            # worker's stream sends everything after that.
-            return
-        await self.stream_deliver(item_of(event))
+        # Before this socket's stream_start there is no stream: its history has the item.
+        if self._stream is not None:
+            self._stream.route(event)
 
     handler.stream_item = item_of
     return handler
@@ -54,23 +55,23 @@ class StreamConsumer(JsonConsumer):
 
     Override point: ``stream_page(after, limit)`` returns a Page: the stream's epoch and
     its items after offset `after`, oldest first, at most `limit`; with `after` None, its
-    latest `limit` items.
+    latest `limit` items. It depends on the stream only, never on the socket: any
+    socket's may be the one that reads for the worker.
 
-    Call ``stream_start()`` once connected: it sends the ``history`` frame, replaying what
-    a returning client missed when it passed ``?epoch=E&offset=N``. Send each live item
-    through ``stream_deliver(item)``, or mark the group event that carries them with
-    ``@stream_item`` and send it with ``stream_send(event)`` once the item is stored:
-    duplicates are dropped, items that overtook others wait for them (``gap_wait``
-    seconds at most; then the missing ones are read from the store), so the client gets
-    every item once, in offset order. A client may also send
+    Join the stream's group (``stream_group``: by default the last group joined), then
+    call ``stream_start()`` once connected: it sends the ``history`` frame, replaying
+    what a returning client missed when it passed ``?epoch=E&offset=N``. Mark the one
+    group event that carries the items with ``@stream_item`` and send it with
+    ``stream_send(event)`` once the item is stored. A client may also send
     ``{"type": "resume", "epoch": E, "offset": N}`` on an open socket.
 
-    On the stack's own layer (realtime/fanout.py) that work is done once per worker and
-    stream, not once per socket: the worker's WorkerStream orders the items, fills gaps
-    with one read, and writes each item's frame, built once, to every socket following
-    it. ``stream_page`` must then depend on the stream only, never on the socket (any
-    socket's may be the one that reads), and ``stream_group`` names the stream's group
-    (by default the last group joined).
+    The worker follows each stream once for all its sockets (``WorkerStream``): items
+    in offset order, each once; items that overtook others wait ``gap_wait`` seconds
+    for them, then the missing ones are read from the store, once for every socket;
+    every ``stream_check`` seconds (settings.REALTIME_STREAM_CHECK) it compares its
+    streams with the store (``stream_heads``), so an item whose broadcast was lost comes
+    within that. Each item's frame is built once (``json.dumps``) and written to every
+    socket following the stream.
     """
 
     history_length = HISTORY_LENGTH
@@ -94,17 +95,13 @@ class StreamConsumer(JsonConsumer):
 
     async def stream_heads(self, names: list[str]) -> dict[str, Position] | None:
         """The last position of each named stream, in one read; None where there is no
-        such read. The stack's own layer asks every ``stream_check`` seconds, so a stream
-        whose last item's broadcast was lost sends it within that, not only when the next
-        item comes."""
+        such read (then a lost broadcast's item comes with the next item's gap fill)."""
         return None
 
     async def websocket_connect(self, message):
         self.position: Position | None = None  # None until stream_start, and after a resync
-        self._worker_stream: WorkerStream | None = None
-        self._pending: dict[int, dict] = {}
-        self._gap_timer: asyncio.TimerHandle | None = None
-        self._gap_task: asyncio.Task | None = None
+        self._stream: WorkerStream | None = None
+        self._outbox: Outbox | None = None
         self._stream_lock = asyncio.Lock()
         await super().websocket_connect(message)
 
@@ -130,8 +127,9 @@ class StreamConsumer(JsonConsumer):
 
     async def _send_history(self, asked: Position | None, extra: dict) -> None:
         stream = self._stream_of_worker()
-        if stream is not None:  # frames for this socket wait until its history is sent
-            stream.hold(self.channel_name)
+        stream.hold(self.channel_name)  # its frames wait until its history is sent
+        if self._outbox is not None:
+            await self._outbox.drained()  # what it was sent before comes first
         recovered = None if asked is None else False
         if asked is not None and asked.offset >= 0:
             page = await self.stream_page(asked.offset, self.resume_limit + 1)
@@ -142,15 +140,11 @@ class StreamConsumer(JsonConsumer):
             page = await self.stream_page(None, self.history_length)
         end = page.items[-1]["offset"] if page.items else (asked.offset if recovered else 0)
         self.position = Position(page.epoch, end)
-        self._pending = {k: v for k, v in self._pending.items() if k > end}
         frame = {"type": "history", "epoch": page.epoch, "offset": end, "messages": page.items}
         if asked is not None:
             frame["recovered"] = recovered
             self.route_metrics.resumed(recovered)
         await self.send_json({**frame, **extra})
-        if stream is None:
-            await self._flush()
-            return
         for _ in range(CATCH_UP_READS):
             if stream.go_live(self.channel_name, self.position):
                 return
@@ -165,85 +159,44 @@ class StreamConsumer(JsonConsumer):
                 self.position = Position(page.epoch, item["offset"])
         await self._resync("could not catch up with the worker's stream")
 
-    def _stream_of_worker(self) -> "WorkerStream | None":
-        """This socket's WorkerStream where the layer and server have the fast path (and
-        the class a @stream_item handler), made on first use; else None."""
-        if self._worker_stream is not None:
-            return self._worker_stream
+    def _stream_of_worker(self) -> "WorkerStream":
+        """This socket's WorkerStream, made on first use. On the stack's own layer the
+        fan-out hands it each message once, and it writes to the socket's fast path;
+        elsewhere it sends through the socket's Outbox."""
+        if self._stream is not None:
+            return self._stream
         handlers = stream_handlers(type(self))
-        listener = self._listener
-        if listener is None or len(handlers) != 1 or self.stream_group is None:
-            return None
+        if len(handlers) != 1:
+            raise TypeError(f"{type(self).__name__}: mark exactly one handler @stream_item")
+        if self.stream_group is None:
+            raise TypeError(f"{type(self).__name__}: join the stream's group before stream_start")
         ((name, item_of),) = handlers.items()
-        stream = _worker_streams.get(self.channel_layer.layer).get(self, item_of)
-        listener.builders = {**listener.builders, name: stream}
+        streams = _worker_streams.get(self.channel_layer.layer)
+        stream = streams.get(self, item_of)
+        if self._listener is not None:
+            self._listener.builders = {**self._listener.builders, name: stream}
+        else:
+            self._outbox = streams.sockets.outboxes[self.channel_name] = Outbox(self)
         stream.attached += 1
-        self._worker_stream = stream
+        self._stream = stream
         return stream
 
     async def stream_send(self, event: dict) -> None:
         """group_send of an item already in the store (`event` carries it to the
-        ``@stream_item`` handler). On the stack's own layer a publish that Redis lost
-        (restarting, failing over) is no loss to this socket: every worker's stream finds
-        the item as it subscribes again or at its next check of the heads, so the socket
-        stays open. Elsewhere the layer's failure closes the socket (ChannelLayerLost)."""
+        ``@stream_item`` handler). A publish that Redis lost (restarting, failing over)
+        is no loss: every worker's stream finds the item at its next check of the
+        heads (or as it subscribes again, on the stack's own layer), so the sender's
+        socket stays open."""
         try:
             await self.channel_layer.group_send(self.stream_group, event)
         except ChannelLayerLost as lost:
-            if self._worker_stream is None:
-                raise
             logger.warning("%s (%s); the streams' check sends the item", lost, lost.__cause__)
-
-    async def stream_deliver(self, item: dict) -> None:
-        async with self._stream_lock:
-            if self.position is None:
-                return  # closed for a resync
-            if item["epoch"] != self.position.epoch:
-                if self.position.offset:  # the stream was made again: history changed
-                    await self._resync("the stream's epoch changed")
-                    return
-                self.position = Position(item["epoch"], 0)  # the stream's first item
-            if item["offset"] > self.position.offset:
-                self._pending[item["offset"]] = item
-                await self._flush()
-
-    async def _flush(self) -> None:
-        """Send the pending items that follow on; wait for the missing ones if any."""
-        while (item := self._pending.pop(self.position.offset + 1, None)) is not None:
-            await self.send_json({"type": "message", **item})
-            self.position = Position(self.position.epoch, item["offset"])
-        if self._pending and self._gap_timer is None:
-            loop = asyncio.get_running_loop()
-            self._gap_timer = loop.call_later(self.gap_wait, self._gap_due)
-
-    def _gap_due(self) -> None:
-        self._gap_timer = None
-        self._gap_task = asyncio.create_task(self._fill_gap())
-        self._gap_task.add_done_callback(_log_failure)
-
-    async def _fill_gap(self) -> None:
-        async with self._stream_lock:
-            if self.position is None or not self._pending:
-                return
-            page = await self.stream_page(self.position.offset, self.resume_limit + 1)
-            if page.epoch != self.position.epoch or len(page.items) > self.resume_limit:
-                await self._resync("too many items missing")
-                return
-            missing = min(self._pending) - self.position.offset - 1
-            for item in page.items:
-                self._pending.setdefault(item["offset"], item)
-            logger.info("%s: %d missing items read from the store", self.channel_name, missing)
-            await self._flush()
-            while self._pending:  # what the store does not have was deleted: skip it
-                self.position = Position(self.position.epoch, min(self._pending) - 1)
-                await self._flush()
 
     async def _resync(self, why: str) -> None:
         logger.info("closing %s for a resync: %s", self.channel_name, why)
         self.position = None
-        self._pending.clear()
-        if self._worker_stream is not None:
-            self._worker_stream.leave(self.channel_name)
+        if self._stream is not None:
+            self._stream.leave(self.channel_name)
         await self.close(code=CLOSE_RESYNC)
 
     async def stream_resync(self, event) -> None:
@@ -251,14 +204,78 @@ class StreamConsumer(JsonConsumer):
         await self._resync(event["why"])
 
     async def websocket_disconnect(self, message):
-        if self._gap_timer is not None:
-            self._gap_timer.cancel()
-        if self._gap_task is not None:
-            self._gap_task.cancel()
-        if self._worker_stream is not None:
-            self._worker_stream.detach(self.channel_name)
-            self._worker_stream = None
+        if self._stream is not None:
+            self._stream.detach(self.channel_name)
+            self._stream.streams.sockets.outboxes.pop(self.channel_name, None)
+            self._stream = None
+        if self._outbox is not None:
+            self._outbox.cancel()
         await super().websocket_disconnect(message)
+
+
+class Outbox:
+    """A socket's frames from its WorkerStream where the layer has no fast path
+    (channels-redis, the in-memory layer of unit tests, a server without the fast
+    write): sent in order by the consumer's own send, in a task that runs while there
+    are any."""
+
+    def __init__(self, consumer: JsonConsumer) -> None:
+        self.consumer = consumer
+        self.items: collections.deque = collections.deque()
+        self.task: asyncio.Task | None = None
+
+    def put(self, message: dict) -> None:
+        self.items.append(message)
+        if self.task is None:
+            self.task = asyncio.create_task(self._send_all())
+            self.task.add_done_callback(_log_failure)
+
+    async def _send_all(self) -> None:
+        try:
+            while self.items:
+                message = self.items.popleft()
+                if message["type"] == "websocket.send":
+                    await self.consumer.base_send(message)
+                else:  # an event for the consumer (stream.resync)
+                    await self.consumer.dispatch(message)
+        except OSError:  # the client went (ClientDisconnected): its disconnect follows
+            self.items.clear()
+        finally:
+            self.task = None
+
+    async def drained(self) -> None:
+        while self.task is not None and self.task is not asyncio.current_task():
+            await asyncio.shield(self.task)
+
+    def cancel(self) -> None:
+        self.items.clear()
+        if self.task is not None:
+            self.task.cancel()
+
+
+class Sockets:
+    """How a worker's streams reach their sockets: the layer's fast path
+    (realtime.fanout: deliver_frame, deliver_event), or a socket's Outbox where it has
+    one."""
+
+    def __init__(self, layer) -> None:
+        self.layer = layer
+        self.outboxes: dict[str, Outbox] = {}
+
+    def deliver_frame(self, channel: str, frame: tuple[bytes, int], sent_at=None):
+        outbox = self.outboxes.get(channel)
+        if outbox is None:
+            return self.layer.deliver_frame(channel, frame, sent_at)
+        text = frame[0][len(frame[0]) - frame[1] :].decode()  # the frame's JSON payload
+        outbox.put({"type": "websocket.send", "text": text, SENT_AT: sent_at})
+        return None  # counted as it is sent
+
+    def deliver_event(self, channel: str, message: dict) -> None:
+        outbox = self.outboxes.get(channel)
+        if outbox is None:
+            self.layer.deliver_event(channel, message)
+        else:
+            outbox.put(message)
 
 
 # Seconds between a worker's checks of its streams' last positions in the store
@@ -274,16 +291,16 @@ JOIN_BUFFER = 1000
 
 
 class WorkerStream(Router):
-    """One stream (a chat room) as one worker follows it on the stack's own layer
-    (realtime/fanout.py), for all of the worker's sockets on it: the stream's position,
-    items that overtook others, the gap timer and the one read that fills a gap. Each
-    item's frame is built once and written to every live socket. A joining socket is
+    """One stream (a chat room) as one worker follows it, for all of the worker's
+    sockets on it: the stream's position, items that overtook others, the gap timer and
+    the one read that fills a gap. Each item's frame is built once and written to every
+    live socket (Sockets). A joining socket is
     held (its frames kept aside) while it reads its history, then goes live from the
     end of that history: nothing lost or doubled between the two."""
 
     def __init__(self, streams, key, read_page, item_of, resume_limit: int, gap_wait: float):
         self.streams, self.key = streams, key
-        self.layer = streams.layer
+        self.sockets = streams.sockets
         self.read_page, self.item_of = read_page, item_of
         self.resume_limit, self.gap_wait = resume_limit, gap_wait
         self.position: Position | None = None  # the last item sent to the live sockets
@@ -292,7 +309,7 @@ class WorkerStream(Router):
         self.pending: dict[int, tuple[dict, float | None]] = {}  # offset -> (item, stamp)
         self.gap_timer: asyncio.TimerHandle | None = None
         self.gap_task: asyncio.Task | None = None
-        self.attached = 0  # sockets whose listener names this stream
+        self.attached = 0  # sockets following this stream
         self.name: str | None = None  # and read_heads: the consumer's stream_heads
         self.read_heads = None
 
@@ -308,7 +325,7 @@ class WorkerStream(Router):
         the store itself, and asks again."""
         kept = self.joining.pop(channel, None)
         if kept is None:  # never held (or resynced meanwhile)
-            self.layer.deliver_event(channel, resync_event("not held while joining"))
+            self.sockets.deliver_event(channel, resync_event("not held while joining"))
             return True
         position = self.position
         if position is None or (
@@ -336,7 +353,7 @@ class WorkerStream(Router):
             return False
         written = Written()
         for _, frame in after:
-            written.add(self.layer.deliver_frame(channel, frame), frame[1])
+            written.add(self.sockets.deliver_frame(channel, frame), frame[1])
         written.count(None)
         self.live[channel] = end.offset
         return True
@@ -388,7 +405,7 @@ class WorkerStream(Router):
             written = Written()
             for channel, after in self.live.items():
                 if offset > after:  # not already in that socket's history
-                    written.add(self.layer.deliver_frame(channel, frame, sent_at), frame[1])
+                    written.add(self.sockets.deliver_frame(channel, frame, sent_at), frame[1])
             written.count(sent_at)
             for kept in self.joining.values():
                 if len(kept) < JOIN_BUFFER:  # past it, go_live has the socket read
@@ -455,7 +472,7 @@ class WorkerStream(Router):
     def _resync_all(self, why: str, but: str | None = None) -> None:
         for channel in [*self.live, *self.joining]:
             if channel != but:
-                self.layer.deliver_event(channel, resync_event(why))
+                self.sockets.deliver_event(channel, resync_event(why))
         self.live = {c: a for c, a in self.live.items() if c == but}
         self.joining = {c: k for c, k in self.joining.items() if c == but}
 
@@ -470,10 +487,12 @@ class WorkerStreams:
     one read per consumer class (stream_heads), and has those behind catch up."""
 
     def __init__(self, layer, check_interval: float = STREAM_CHECK):
-        self.layer, self.check_interval = layer, check_interval
+        self.check_interval = check_interval
+        self.sockets = Sockets(layer)
         self.streams: dict[tuple, WorkerStream] = {}
         self.checker: asyncio.Task | None = None
-        layer.on_resubscribed(self.catch_up)
+        if hasattr(layer, "on_resubscribed"):  # the stack's own layer says when
+            layer.on_resubscribed(self.catch_up)
 
     def catch_up(self) -> None:
         for stream in list(self.streams.values()):
@@ -524,4 +543,4 @@ _worker_streams = PerWorker(WorkerStreams)
 
 def _log_failure(task: asyncio.Task) -> None:
     if not task.cancelled() and task.exception() is not None:
-        logger.error("filling a gap failed", exc_info=task.exception())
+        logger.error("a stream's task failed", exc_info=task.exception())

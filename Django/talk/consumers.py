@@ -18,9 +18,6 @@ class TalkConsumer(StreamConsumer):
     """One socket in one room: history on connect (or what it missed, when the page
     passes the last position it saw), then messages both ways, each once and in order."""
 
-    # A socket that Redis silently dropped from its room (Redis restarted or flushed)
-    # would hear nothing more; closed, the page reconnects and resumes.
-    watch_membership = True
     # Who is in the room, on every worker and replica; the page asks for the changes.
     track_presence = True
     history_length = services.HISTORY_LENGTH

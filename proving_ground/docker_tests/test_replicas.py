@@ -232,8 +232,8 @@ async def test_nginx_follows_replicas_removed_and_added_without_a_restart(replic
 
 
 # What each fault and hostile client below must move, at least, as Prometheus sums it
-# over the replicas: {PromQL selector: increase}. (The core layer's own counters, a
-# membership lost and a pool reset, are test_faults.py's.)
+# over the replicas: {PromQL selector: increase}. (The core layer's 1011 closes are
+# test_faults.py's.)
 EXPECTED_INCREASES = {
     "realtime_handshakes_accepted_total": 5,
     'realtime_handshakes_refused_total{reason="origin"}': 1,

@@ -259,6 +259,28 @@ async def test_a_busy_socket_gets_its_frame_after_the_events_before_it(address):
         await the_layer.flush()
 
 
+async def test_a_frame_for_a_consumer_busy_with_a_handler_waits_for_its_turn(address):
+    """Channels keeps a socket's receive waiting while its consumer handles a client's
+    frame or its connect: a frame written then could overtake what the handler sends
+    (a presence change before the history). Marked busy, it goes to the queue."""
+    the_layer = layer(address, a_prefix())
+    try:
+        channel, socket = await a_socket_in_a_room(the_layer)
+        task = await waiting(the_layer, channel)
+        socket.listener.busy = True  # as JsonConsumer.dispatch marks it
+        await the_layer.group_send("room", {"type": "room.event", "n": 1})
+        event = await asyncio.wait_for(task, 5)
+        assert event["type"] == FRAME_EVENT and event["frame"][0].endswith(b'{"n": 1}')
+        assert socket.frames == []
+        socket.listener.busy = False
+        task = await waiting(the_layer, channel)
+        await the_layer.group_send("room", {"type": "room.event", "n": 2})
+        await eventually(lambda: socket.frames)
+        assert socket.frames[0].endswith(b'{"n": 2}') and not task.done()
+    finally:
+        await the_layer.flush()
+
+
 async def test_a_cancelled_receive_ends_its_channel_and_its_subscriptions(address, admin):
     prefix = a_prefix()
     the_layer = layer(address, prefix)

@@ -15,6 +15,7 @@ import pytest
 import redis
 import websockets
 
+from proving_ground.bench import DAPHNE
 from proving_ground.client import ChatClient, one_per_worker, ws_url
 from proving_ground.faults import clients_on_distinct_workers, mysql_connect, room_offsets
 from proving_ground.native import NativeStack
@@ -99,6 +100,26 @@ async def test_a_chat_room_on_two_workers_keeps_its_order_and_history(fanout):
     finally:
         for client in clients:
             await client.close()
+
+
+async def test_a_socket_asking_for_presence_gets_its_history_first(fanout):
+    """Presence changes are prepared frames; one that comes while a joining socket's
+    consumer is still in its connect waits until the history is sent. 100 sockets join
+    one room in turn, each asking for presence, while the earlier ones' arrivals are
+    broadcast (every half second): each one's first frame is its history."""
+    room = f"presence-{uuid.uuid4().hex[:8]}"
+    sockets = []
+    try:
+        for _ in range(100):
+            connection = await websockets.connect(
+                ws_url(fanout.http_url, f"/ws/talk/{room}/?presence=1"), origin=fanout.http_url
+            )
+            sockets.append(connection)
+            first = json.loads(await asyncio.wait_for(connection.recv(), 10))
+            assert first["type"] == "history", first
+    finally:
+        for connection in sockets:
+            await connection.close()
 
 
 async def stalled_echo(stack) -> websockets.ClientConnection:
@@ -188,12 +209,12 @@ def assert_every_message_once_in_order(stack, room: str, clients: list[ChatClien
         assert client.is_open, f"closed with {client.socket.close_code}"
 
 
-async def test_sockets_that_join_a_busy_room_get_every_message_once_in_order(fanout):
+async def join_a_busy_room(stack) -> None:
     """Each worker keeps a room's order once for all its sockets; one that joins reads
     its history while messages flow, then goes live from its end: nothing lost or
     doubled in between."""
     room = f"joins-{uuid.uuid4().hex[:8]}"
-    senders = [ChatClient(fanout.http_url, room, f"s{n}") for n in range(4)]
+    senders = [ChatClient(stack.http_url, room, f"s{n}") for n in range(4)]
     for sender in senders:
         await sender.connect()
     joiners: list[ChatClient] = []
@@ -202,23 +223,42 @@ async def test_sockets_that_join_a_busy_room_get_every_message_once_in_order(fan
     async def join() -> None:
         for n in range(12):
             await asyncio.sleep(0.2)
-            joiner = ChatClient(fanout.http_url, room, f"j{n}")
+            joiner = ChatClient(stack.http_url, room, f"j{n}")
             await joiner.connect()
             joiners.append(joiner)
 
     reading = asyncio.create_task(read_all(senders, stop))
     try:
-        await asyncio.gather(chat_in(fanout, room, senders, 15), join())
-        last = max(room_offsets(fanout, room))
+        await asyncio.gather(chat_in(stack, room, senders, 15), join())
+        last = max(room_offsets(stack, room))
         for client in [*senders, *joiners]:
             await client.catch_up(last)
-        assert_every_message_once_in_order(fanout, room, [*senders, *joiners])
+        assert_every_message_once_in_order(stack, room, [*senders, *joiners])
         assert last == 60
     finally:
         stop.set()
         await reading
         for client in [*senders, *joiners]:
             await client.close()
+
+
+async def test_sockets_that_join_a_busy_room_get_every_message_once_in_order(fanout):
+    await join_a_busy_room(fanout)
+
+
+async def test_on_a_server_without_the_fast_write_the_room_keeps_its_promises():
+    """daphne writes no prepared frame: every frame built once per worker is sent in its
+    turn by the consumer's own send. Same room, same promises, only slower."""
+    env = {"CHANNEL_LAYER": "fanout", "DEBUG_ENDPOINTS": "1"}
+    with NativeStack(django_env=env, django_command=DAPHNE) as daphne:
+        await join_a_busy_room(daphne)
+        connection, _ = await open_socket(daphne)
+        try:
+            await connection.send(json.dumps({"type": "broadcast", "text": "once"}))
+            (frame,) = await frames_until(connection, 1, "broadcast")
+            assert frame["text"] == "once"
+        finally:
+            await connection.close()
 
 
 async def test_a_lost_subscriber_connection_closes_no_socket_and_loses_nothing(fanout):

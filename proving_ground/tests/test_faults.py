@@ -3,7 +3,6 @@
 import asyncio
 
 import pytest
-import redis
 import websockets
 
 from proving_ground import faults
@@ -122,18 +121,15 @@ async def test_broadcasts_the_layer_dropped_are_read_from_mysql():
 
 
 @pytest.mark.parametrize("fault_stack", ["core"], indirect=True)
-async def test_the_core_layers_own_faults_move_their_counters(fault_stack):
-    """channels-redis's core layer keeps memberships in Redis: a flush closes each socket
-    with 1012 (counted as a membership lost), and Redis stopping closes them with 1011
-    after the worker resets its pools (counted). Read from Django's /metrics."""
+async def test_on_the_core_layer_redis_stopping_closes_sockets_with_1011_counted(fault_stack):
+    """channels-redis's core layer: a socket whose receive meets Redis gone closes with
+    1011 (the page reconnects and resumes), counted by close code and as a layer
+    failure. Read from Django's /metrics."""
     from .test_metrics import settled_scrape
 
     before = await settled_scrape(fault_stack)
     clients = await faults.clients_on_distinct_workers(fault_stack, faults.room())
-    admin = redis.Redis(port=fault_stack.redis_port)
     try:
-        admin.flushall()
-        await faults.closed_then_rejoined(clients, {1012}, "the flush")
         fault_stack.stop_service("redis")
         try:
             closes = await asyncio.gather(*(faults.closed_within(c, 20) for c in clients))
@@ -141,7 +137,6 @@ async def test_the_core_layers_own_faults_move_their_counters(fault_stack):
             fault_stack.start_service("redis")
         assert 1011 in closes, closes
     finally:
-        admin.close()
         for client in clients:
             await client.close()
     after = await settled_scrape(fault_stack)
@@ -149,8 +144,6 @@ async def test_the_core_layers_own_faults_move_their_counters(fault_stack):
     def moved(name, **labels):
         return after.value(name, **labels) - before.value(name, **labels)
 
-    assert moved("realtime_membership_lost_total", route="talk") == len(clients)
-    assert moved("realtime_socket_closes_total", route="talk", code="1012") == len(clients)
-    assert moved("realtime_socket_closes_total", route="talk", code="1011") >= 1
-    assert moved("realtime_channel_layer_pool_resets_total") >= 1
-    assert moved("realtime_channel_layer_failures_total") >= 1
+    closed = closes.count(1011)
+    assert moved("realtime_socket_closes_total", route="talk", code="1011") == closed
+    assert moved("realtime_channel_layer_failures_total", operation="receive") >= closed

@@ -13,13 +13,18 @@ from pathlib import Path
 
 import pytest
 import redis
+from channels_redis.core import RedisChannelLayer
 from pydantic import SecretStr
 
 from proving_ground.native import free_port, require_binaries
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "Django"))
 from channels_tutorial.config import Settings  # noqa: E402
-from realtime.compat import RedisChannelLayer  # noqa: E402
+from realtime.fanout import FanoutChannelLayer  # noqa: E402
+
+# The default layer, and channels-redis's (CHANNEL_LAYER=core): both build their
+# connections from the same hosts.
+LAYERS = (FanoutChannelLayer, RedisChannelLayer)
 
 PASSWORD = "p@ss/w#rd:?%x"  # every character a URL gives a meaning to
 REQUIRED = {
@@ -62,14 +67,19 @@ def wait_answering(process: subprocess.Popen, client: dict, what: str) -> None:
 
 
 async def round_trip(settings: Settings) -> dict:
-    """A message through the channel layer built from `settings`, as settings.py does."""
-    layer = RedisChannelLayer(hosts=settings.redis_hosts)
-    try:
-        channel = await layer.new_channel()
-        await layer.send(channel, {"type": "hello"})
-        return await asyncio.wait_for(layer.receive(channel), 10)
-    finally:
-        await layer.flush()
+    """A message through each channel layer built from `settings`, as settings.py does;
+    what each received, if the same."""
+    received = []
+    for layer_class in LAYERS:
+        layer = layer_class(hosts=settings.redis_hosts)
+        try:
+            channel = await layer.new_channel()
+            await layer.send(channel, {"type": "hello"})
+            received.append(await asyncio.wait_for(layer.receive(channel), 10))
+        finally:
+            await layer.flush()
+    assert all(each == received[0] for each in received), received
+    return received[0]
 
 
 def settings(url: str, **env) -> Settings:

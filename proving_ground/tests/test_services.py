@@ -26,7 +26,7 @@ def test_readiness_through_nginx_names_the_real_backends(stack):
 # The class each CHANNEL_LAYER selects (Django/channels_tutorial/settings.py).
 LAYER_CLASSES = {
     "fanout": "realtime.fanout.FanoutChannelLayer",
-    "core": "realtime.compat.RedisChannelLayer",
+    "core": "channels_redis.core.RedisChannelLayer",
     "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
 }
 

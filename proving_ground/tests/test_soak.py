@@ -90,7 +90,7 @@ def test_memory_stays_flat_under_churn(tmp_path):
 
 def test_live_memory_stays_flat_under_quick_sessions(tmp_path):
     # Issue 24's pattern: sessions that send and close at once, ten rooms, no idle sockets.
-    # What a worker keeps for the layer (such as ReceiveBuffers' record of closed channels)
+    # What a worker keeps for the layer (such as the fan-out layer's idle channels)
     # fills until the layer's expiry: with 60 s (the default) and a 15 s warm-up, +1.0
     # KiB live per session. The expiry shortened to 10 s, a 20 s warm-up passes it.
     env = {**ENV, "CHANNEL_EXPIRY": "10"}

@@ -103,6 +103,45 @@ async def test_a_gap_on_an_open_socket_is_filled_from_the_store(monkeypatch):
     await communicator.disconnect()
 
 
+async def test_a_gap_is_read_once_for_every_socket_of_the_worker(monkeypatch):
+    # The in-memory layer hands each socket its own copy; the worker's stream counts the
+    # first, and reads the missing items once for both sockets.
+    monkeypatch.setattr(StreamConsumer, "gap_wait", 0.05)
+    reads = []
+    page = services.aroom_page
+
+    async def counted(**kwargs):
+        reads.append(kwargs)
+        return await page(**kwargs)
+
+    monkeypatch.setattr(services, "aroom_page", counted)
+    sockets = [(await joined())[0] for _ in range(2)]
+    joins = len(reads)
+    lost = await stored(5)
+    await live(lost[-1])
+    for communicator in sockets:
+        frames = [await communicator.receive_json_from() for _ in range(5)]
+        assert [f["offset"] for f in frames] == [1, 2, 3, 4, 5]
+        assert await communicator.receive_nothing()
+    assert len(reads) - joins == 1
+    for communicator in sockets:
+        await communicator.disconnect()
+
+
+async def test_a_consumer_without_its_stream_item_handler_says_so():
+    class Unmarked(StreamConsumer):
+        async def connect(self):
+            await self.join("unmarked")
+            await self.accept()
+            await self.stream_start()
+
+    communicator = WebsocketCommunicator(Unmarked.as_asgi(), "/ws/unmarked/")
+    await communicator.send_input({"type": "websocket.connect"})
+    assert (await communicator.receive_output())["type"] == "websocket.accept"
+    with pytest.raises(TypeError, match="mark exactly one handler @stream_item"):
+        await communicator.receive_output()
+
+
 async def test_a_gap_too_long_to_fill_closes_the_socket_for_a_resume(monkeypatch, settings):
     monkeypatch.setattr(StreamConsumer, "gap_wait", 0.05)
     settings.REALTIME_RESUME_LIMIT = 3

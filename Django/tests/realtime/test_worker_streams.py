@@ -1,6 +1,6 @@
 """WorkerStream: one worker's ordering, gap filling and join hand-off for all its sockets
-on a stream, against a stand-in for the layer's two delivery calls (the layer itself, on
-a real Redis, in ../proving_ground/tests/test_fanout_layer.py)."""
+on a stream, against a stand-in for its two delivery calls (Sockets; the fan-out layer
+itself, on a real Redis, in ../proving_ground/tests/test_fanout_layer.py)."""
 
 import asyncio
 import json
@@ -13,7 +13,8 @@ GAP_WAIT = 0.05
 
 
 class Layer:
-    """What a WorkerStream calls: every socket idle, every frame written at once."""
+    """What a WorkerStream calls (its Sockets): every socket idle, every frame written at
+    once."""
 
     def __init__(self):
         self.frames: dict[str, list[int]] = {}  # channel -> offsets written to it
@@ -32,7 +33,7 @@ class Layer:
 
 class Streams:
     def __init__(self):
-        self.layer = Layer()
+        self.layer = self.sockets = Layer()
         self.dropped = []
 
     def drop(self, key, stream):
@@ -240,12 +241,8 @@ class Consumer:
 
 
 async def test_a_worker_checks_all_its_rooms_heads_in_one_read():
-    class Layer_(Layer):
-        def on_resubscribed(self, callback):
-            pass
-
     stores = {"r1": Store(last=2), "r2": Store(last=5)}
-    streams = WorkerStreams(Layer_())
+    streams = WorkerStreams(Layer())
     one = streams.get(Consumer("r1", stores), item_of=lambda event: event)
     two = streams.get(Consumer("r2", stores), item_of=lambda event: event)
     live(one, "a", 2)
@@ -255,6 +252,6 @@ async def test_a_worker_checks_all_its_rooms_heads_in_one_read():
     await streams.check()
     await asyncio.sleep(0.05)
     assert Consumer.heads_asked == [["r1", "r2"]]
-    assert streams.layer.frames == {"b": [6]}
+    assert streams.sockets.layer.frames == {"b": [6]}
     assert (stores["r1"].reads, stores["r2"].reads) == (0, 1)
     streams.checker.cancel()

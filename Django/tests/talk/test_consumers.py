@@ -99,15 +99,22 @@ async def test_bad_room_names_are_refused_with_a_clear_error(room):
     assert (await communicator.receive_output())["code"] == CLOSE_INVALID_ROOM
 
 
-async def test_a_socket_that_lost_its_group_membership_is_closed_to_resync(monkeypatch):
-    # What a Redis restart does: the memberships are gone, the socket is not.
-    monkeypatch.setattr("realtime.consumers.JsonConsumer.membership_check_interval", 0.05)
-    communicator, _ = await joined("resync")
+async def test_a_socket_whose_membership_was_lost_still_gets_each_message(settings):
+    # What a Redis flush does on channels-redis's layer: the memberships are gone, the
+    # socket is not. The worker's check of its rooms' heads reads what it missed.
+    settings.REALTIME_STREAM_CHECK = 0.1
+    communicator, _ = await joined("flushed")
     from channels.layers import get_channel_layer
 
     get_channel_layer().groups.clear()
-    closed = await communicator.receive_output(timeout=2)
-    assert closed == {"type": "websocket.close", "code": 1012}
+    sender, _ = await joined("flushed")  # a socket of another worker, say
+    await sender.send_json_to({"type": "message", "nickname": "ann", "text": "still here"})
+    assert (await sender.receive_json_from())["text"] == "still here"
+    frame = await communicator.receive_json_from(timeout=5)
+    assert (frame["type"], frame["text"]) == ("message", "still here")
+    assert await communicator.receive_nothing()  # once
+    for each in (communicator, sender):
+        await each.disconnect()
 
 
 # -- authors and private rooms -------------------------------------------------------
