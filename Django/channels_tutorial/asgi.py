@@ -12,6 +12,7 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from core.routing import not_found  # noqa: E402
 from realtime.origin import AllowedHostsOriginValidator  # noqa: E402
 
 from . import routing  # noqa: E402
@@ -20,8 +21,9 @@ application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         # Channels' Origin check; realtime's counts what it refuses (docs/monitoring.md).
+        # A path no route matches gets 404 (not_found, after every route).
         "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(routing.websocket_urlpatterns))
+            AuthMiddlewareStack(URLRouter([*routing.websocket_urlpatterns, not_found]))
         ),
     }
 )

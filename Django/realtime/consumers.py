@@ -138,6 +138,14 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
             if self.accepted:
                 self.route_metrics.sockets_open.dec()
                 self.route_metrics.closed(self.close_code)
+            await self._close_channel()
+
+    async def _close_channel(self) -> None:
+        """On the stack's own layer, the socket's channel ends with it (close_channel)."""
+        layer = getattr(self.channel_layer, "layer", None)
+        if hasattr(layer, "close_channel") and hasattr(self, "channel_name"):
+            with contextlib.suppress(*GuardedLayer.errors):  # Redis may be why it ended
+                await layer.close_channel(self.channel_name)
 
     def _counted(self, send):
         """The server's send, counting the frames handed to it (send, send_json, ...).

@@ -214,6 +214,13 @@ class FanoutChannelLayer(BaseChannelLayer):
         """Give a local channel its fast path (JsonConsumer does, once accepted)."""
         self.local().attach(channel, listener)
 
+    async def close_channel(self, channel: str) -> None:
+        """End a local channel: its queue, its fast path, its groups. JsonConsumer calls
+        it as its socket ends. Channels has no such call: a channel ends when its
+        receive is cancelled, and a consumer that ends with a message just received
+        (a prepared frame it had no turn to write) would leave its queue behind."""
+        await self.local().close_channel(channel)
+
     def deliver_frame(self, channel: str, frame: tuple[bytes, int], sent_at=None):
         return self.local().deliver_frame(channel, frame, sent_at)
 
@@ -360,7 +367,7 @@ class _LoopLayer:
         except asyncio.CancelledError:
             # Channels cancels a consumer's receive when the consumer ends: its channel
             # ends with it (as channels-redis's pub/sub layer does).
-            await self._close_channel(channel)
+            await self.close_channel(channel)
             raise
         finally:
             box.used = time.monotonic()
@@ -381,7 +388,7 @@ class _LoopLayer:
                 async with asyncio.timeout(PLAIN_POLL):
                     await waiter
 
-    async def _close_channel(self, channel: str) -> None:
+    async def close_channel(self, channel: str) -> None:
         box = self.mailboxes.pop(channel, None)
         if box is None:
             return

@@ -281,6 +281,23 @@ async def test_a_frame_for_a_consumer_busy_with_a_handler_waits_for_its_turn(add
         await the_layer.flush()
 
 
+async def test_a_consumer_that_ends_between_receives_leaves_no_queue(address, admin):
+    """A consumer can end with a message just received and more waiting (its receive
+    not pending, so nothing cancels it): close_channel ends the channel all the same."""
+    the_layer = layer(address, a_prefix())
+    try:
+        channel, _ = await a_socket_in_a_room(the_layer)
+        for n in range(3):
+            await the_layer.group_send("room", {"type": "other.event", "n": n})
+        mailbox = the_layer.local().mailboxes[channel]
+        await eventually(lambda: len(mailbox.queue) == 3)
+        await the_layer.close_channel(channel)
+        assert channel not in the_layer.local().mailboxes
+        await eventually(lambda: subscribers(admin, f"{the_layer.prefix}:group:room") == 0)
+    finally:
+        await the_layer.flush()
+
+
 async def test_a_cancelled_receive_ends_its_channel_and_its_subscriptions(address, admin):
     prefix = a_prefix()
     the_layer = layer(address, prefix)

@@ -33,6 +33,18 @@ async def test_frames_are_not_compressed_though_the_client_offers_it(stack):
         assert "Sec-WebSocket-Extensions" not in socket.response.headers
 
 
+@pytest.mark.parametrize("port", ["nginx", "django"])
+async def test_a_path_no_route_matches_is_answered_404_without_a_traceback(stack, port):
+    base = stack.http_url if port == "nginx" else stack.django_url
+    path = f"/ws/no-such-{uuid.uuid4().hex[:8]}/"
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        await websockets.connect(ws_url(base, path), origin=stack.http_url)
+    assert refused.value.response.status_code == 404
+    await asyncio.sleep(0.5)  # the log line of a failure would come with the answer
+    log = stack.log_tail("django", 2000)
+    assert "No route found" not in log and "Traceback" not in log.split(path)[-1]
+
+
 async def test_foreign_origin_is_refused(stack):
     with pytest.raises(websockets.InvalidStatus) as refused:
         await websockets.connect(ws_url(stack.http_url, "/ws/echo/"), origin="http://evil.example")
