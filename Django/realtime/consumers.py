@@ -11,7 +11,7 @@ from django.conf import settings
 
 from . import frames, metrics
 from .compat import CLOSE_TOO_SLOW
-from .fanout import FRAME_EVENT, Listener
+from .fanout import FRAME_EVENT, Listener, frame_text
 from .frames import FRAMES_EXTENSION, frame
 from .layer import ChannelLayerLost, GuardedLayer
 from .presence import listeners_group, presence_for
@@ -168,13 +168,10 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
         if message["type"] == FRAME_EVENT:  # a prepared frame's turn (realtime.fanout)
             prepared, size = message["frame"]
             if self._listener.write is None:  # a server without the fast write
-                text = prepared[len(prepared) - size :].decode()  # the frame's JSON
+                text = frame_text(message["frame"])
+                stamp = message.get(metrics.SENT_AT)
                 await self.base_send(
-                    {
-                        "type": "websocket.send",
-                        "text": text,
-                        metrics.SENT_AT: message.get(metrics.SENT_AT),
-                    }
+                    {"type": "websocket.send", "text": text, metrics.SENT_AT: stamp}
                 )
             elif self._listener.write(prepared):
                 self.route_metrics.sent_frames(1, size, message.get(metrics.SENT_AT))

@@ -158,6 +158,12 @@ def text_frame(content) -> tuple[bytes, int]:
     return Frame(Opcode.TEXT, payload).serialize(mask=False), len(payload)
 
 
+def frame_text(frame: tuple[bytes, int]) -> str:
+    """The JSON of a text_frame, for a socket that sends it with the server's own send."""
+    data, size = frame
+    return data[len(data) - size :].decode()
+
+
 class FanoutChannelLayer(BaseChannelLayer):
     """Channels' layer API; the work is done by one _LoopLayer per event loop (a worker's
     loop, or the short-lived loop of async_to_sync in a management command)."""

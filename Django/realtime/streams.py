@@ -9,7 +9,7 @@ import logging
 from django.conf import settings
 
 from .consumers import JsonConsumer
-from .fanout import Router, Written, text_frame
+from .fanout import Router, Written, frame_text, text_frame
 from .frames import marked
 from .layer import ChannelLayerLost, PerWorker
 from .metrics import SENT_AT
@@ -214,10 +214,10 @@ class StreamConsumer(JsonConsumer):
 
 
 class Outbox:
-    """A socket's frames from its WorkerStream where the layer has no fast path
-    (channels-redis, the in-memory layer of unit tests, a server without the fast
-    write): sent in order by the consumer's own send, in a task that runs while there
-    are any."""
+    """A socket's frames from its WorkerStream where the layer has no fan-out
+    (channels-redis's layers, the in-memory layer of unit tests): sent in order by the
+    consumer's own send, in a task that runs while there are any. (On the stack's own
+    layer a socket without the fast write gets them through its queue instead.)"""
 
     def __init__(self, consumer: JsonConsumer) -> None:
         self.consumer = consumer
@@ -266,8 +266,7 @@ class Sockets:
         outbox = self.outboxes.get(channel)
         if outbox is None:
             return self.layer.deliver_frame(channel, frame, sent_at)
-        text = frame[0][len(frame[0]) - frame[1] :].decode()  # the frame's JSON payload
-        outbox.put({"type": "websocket.send", "text": text, SENT_AT: sent_at})
+        outbox.put({"type": "websocket.send", "text": frame_text(frame), SENT_AT: sent_at})
         return None  # counted as it is sent
 
     def deliver_event(self, channel: str, message: dict) -> None:
