@@ -6,7 +6,7 @@ VENV := $(CURDIR)/.venv
 INSTALL := VIRTUAL_ENV=$(VENV) $(POETRY)
 PYTHON := $(VENV)/bin/python
 
-.PHONY: deps native test test-unit test-stack test-docker lock faults failover spread slow-client storm soak prod-env bench bench-full bench-tune bench-metrics bench-scale bench-clients bench-memory bench-presence bench-profile bench-fanout
+.PHONY: deps native test test-unit test-stack test-docker lock faults failover spread slow-client storm soak prod-env bench bench-full bench-tune bench-metrics bench-scale bench-clients bench-memory bench-presence bench-profile bench-fanout lines
 
 ## Install the locked environments into .venv: the proving ground's tools, then Django's
 ## dependencies and unit-test tools (last, so the app's pins win where both name a package).
@@ -124,3 +124,8 @@ prod-env:
 lock:
 	$(POETRY) -P Django lock
 	$(POETRY) -P proving_ground lock
+
+## How big each part of Django/ is: the book's stack, the machinery it runs, the realtime
+## base and the worked example (a copy stripped as README's "The book's stack alone" says).
+lines:
+	$(PYTHON) -m proving_ground.lines

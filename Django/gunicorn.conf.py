@@ -8,7 +8,7 @@ import os
 from prometheus_client import multiprocess
 
 from channels_tutorial.config import ServerSettings
-from realtime.compat import fold_dead_worker
+from compat.prometheus_client import fold_dead_worker
 
 _server = ServerSettings()
 

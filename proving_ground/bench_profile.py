@@ -252,7 +252,8 @@ METRICS_SIDES = {"metrics on": {}, "metrics off": {"METRICS": "0"}}
 # Where the metrics' own code runs: ours, and the libraries it counts with.
 METRICS_FILES = (
     "realtime/metrics.py",
-    "core/middleware.py",
+    "metrics/",
+    "compat/django_prometheus.py",
     "prometheus_client/",
     "django_prometheus/",
 )

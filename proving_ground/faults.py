@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT / "Django"))
 from channels_tutorial.config import Settings  # noqa: E402
 
 # The close codes the scenarios expect, as the template defines them.
-from realtime.compat import CLOSE_TOO_SLOW  # noqa: E402
+from compat.uvicorn import CLOSE_TOO_SLOW  # noqa: E402
 from realtime.consumers import CLOSE_TRY_AGAIN  # noqa: E402, F401 - test_faults uses it
 from realtime.streams import STREAM_CHECK  # noqa: E402
 

@@ -119,12 +119,12 @@ def main() -> None:
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(dir="/dev/shm"))
     import django
 
-    from realtime import metrics
+    from metrics import tally
 
     # The tallies' flusher wakes once a second of wall time, which under callgrind holds
     # some fifty times fewer operations: it would be charged fifty times its share (a
     # flush costs a worker tens of microseconds a second). Left asleep here.
-    metrics.FLUSH_INTERVAL = 1e6
+    tally.FLUSH_INTERVAL = 1e6
     django.setup()
     from channels.routing import get_default_application
     from django.conf import settings

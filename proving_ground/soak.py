@@ -57,7 +57,7 @@ from .machine import describe, host, packages
 from .native import NativeStack
 
 sys.path.insert(0, str(ROOT / "Django"))
-from realtime.compat import IdleClosingConnectionPool  # noqa: E402
+from compat.redis import IdleClosingConnectionPool  # noqa: E402
 
 # What the targets allow: workers' RSS growth after warm-up, in percent.
 RSS_GROWTH_LIMIT = 5.0

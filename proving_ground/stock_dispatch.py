@@ -4,7 +4,7 @@ benchmarks' "book" configuration and the tune sweep's variant; nothing in Django
 it."""
 
 from channels_tutorial.asgi import application
-from core.consumers import EchoConsumer
+from realtime.echo import EchoConsumer
 from talk.consumers import TalkConsumer
 
 for consumer in (TalkConsumer, EchoConsumer):

@@ -116,7 +116,8 @@ class Settings(BaseSettings):
     channel_capacity: int = Field(default=1000, ge=1)
     channel_expiry: int = Field(default=60, ge=1)
 
-    # Frames a second each WebSocket may send (bursts of ws_rate_burst).
+    # The realtime base's (realtime/). Frames a second each of its sockets may send
+    # (bursts of ws_rate_burst).
     ws_rate_limit: float = Field(default=10.0, gt=0)
     ws_rate_burst: int = Field(default=20, ge=1)
     # How many missed messages a reconnecting client gets replayed; past that it gets the

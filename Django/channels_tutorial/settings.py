@@ -108,8 +108,8 @@ DATABASES = {
 METRICS = env.metrics
 if METRICS:
     INSTALLED_APPS.append("django_prometheus")
-    # django-prometheus's, called without hops to the sync thread (core/middleware.py).
-    MIDDLEWARE.append("core.middleware.PrometheusAfterMiddleware")
+    # django-prometheus's, called without hops to the sync thread (metrics/http.py).
+    MIDDLEWARE.append("metrics.http.PrometheusAfterMiddleware")
     # Django's MySQL backend, its queries and errors counted.
     DATABASES["default"]["ENGINE"] = "django_prometheus.db.backends.mysql"
 
@@ -148,7 +148,8 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
-# Per-WebSocket flood limit (realtime.consumers).
+# The realtime base's (realtime/): each socket's flood limit, resume, guests, tickets
+# and presence; config.py says why each default is what it is.
 WS_RATE_LIMIT = env.ws_rate_limit
 WS_RATE_BURST = env.ws_rate_burst
 REALTIME_RESUME_LIMIT = env.realtime_resume_limit
@@ -158,7 +159,7 @@ REALTIME_TICKET_MAX_AGE = env.realtime_ticket_max_age
 REALTIME_PRESENCE = env.realtime_presence
 REALTIME_PRESENCE_TTL = env.realtime_presence_ttl
 
-# After signing in or out, back to the chat.
+# After signing in or out (accounts/), back to the chat (talk/).
 LOGIN_REDIRECT_URL = "talk:index"
 LOGOUT_REDIRECT_URL = "talk:index"
 

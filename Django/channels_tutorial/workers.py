@@ -5,7 +5,7 @@ import signal
 
 from uvicorn_worker import UvicornWorker as BaseUvicornWorker
 
-from realtime.compat import WebSocketProtocol
+from compat.uvicorn import WebSocketProtocol
 
 from .config import ServerSettings
 
@@ -32,7 +32,7 @@ class UvicornWorker(BaseUvicornWorker):
         # Read from the environment when Gunicorn starts the worker, not at import.
         server = ServerSettings()
         # Uvicorn's own protocol, but the 1009 close frame reaches the client, and a
-        # client that stops reading is closed with 4008 (realtime/compat.py).
+        # client that stops reading is closed with 4008 (compat/uvicorn.py).
         protocol = type(
             "WebSocketProtocol", (WebSocketProtocol,), {"send_timeout": server.ws_send_timeout}
         )

@@ -1,10 +1,12 @@
 from django.urls import path, re_path
 
+from metrics.figures import FiguresConsumer
+
 from . import consumers
 
 websocket_urlpatterns = [
     path("ws/echo/", consumers.EchoConsumer.as_asgi()),
-    path("ws/figures/", consumers.FiguresConsumer.as_asgi()),
+    path("ws/figures/", FiguresConsumer.as_asgi()),
 ]
 
 

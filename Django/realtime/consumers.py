@@ -5,14 +5,15 @@ import json
 import logging
 from urllib.parse import parse_qs
 
-from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
+from compat.channels import dispatch_without_db_cleanup
+from compat.uvicorn import CLOSE_TOO_SLOW, FRAMES_EXTENSION
+
 from . import frames, metrics
-from .compat import CLOSE_TOO_SLOW
 from .fanout import FRAME_EVENT, Listener, frame_text
-from .frames import FRAMES_EXTENSION, frame
+from .frames import frame
 from .layer import ChannelLayerLost, GuardedLayer
 from .presence import listeners_group, presence_for
 from .ratelimit import TokenBucket
@@ -183,11 +184,7 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
             if self.event_db_cleanup or message["type"].startswith("websocket."):
                 await super().dispatch(message)
                 return
-            # Channels' dispatch without its close_old_connections hop.
-            handler = getattr(self, get_handler_name(message), None)
-            if handler is None:
-                raise ValueError(f"No handler for message type {message['type']}")
-            await handler(message)
+            await dispatch_without_db_cleanup(self, message)
         finally:
             self._sent_at = None
             if self._listener is not None:

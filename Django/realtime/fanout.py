@@ -46,8 +46,9 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from websockets.frames import Frame, Opcode
 
+from compat.redis import IdleClosingConnectionPool
+
 from . import metrics
-from .compat import IdleClosingConnectionPool
 from .metrics import SENT_AT
 
 logger = logging.getLogger(__name__)

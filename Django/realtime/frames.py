@@ -18,11 +18,6 @@ import functools
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-# The ASGI scope extension of a server that writes prepared frames
-# (realtime.compat.WebSocketProtocol): {"write": callable(frame bytes) -> bool,
-# "close": callable(why) closing the socket as too slow to read, 4008}.
-FRAMES_EXTENSION = "realtime.frames"
-
 
 def frame(build):
     """Make `build(event) -> content` a consumer's handler for its event type."""

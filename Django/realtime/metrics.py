@@ -1,25 +1,17 @@
 """Prometheus metrics for sockets, frames, deliveries and the channel layer.
 
-Under Gunicorn each worker is a process of its own: prometheus-client's multiprocess mode
-(PROMETHEUS_MULTIPROC_DIR, set and emptied by entrypoint.sh) lets one scrape of /metrics
-add up every worker's figures. docs/monitoring.md lists each metric and what moves it.
-
-What moves with every frame is tallied in the worker and added to the metrics once a
-second (Tally, TallyHistogram): in multiprocess mode each inc() takes a lock, a getpid()
-and a write to a shared file, which per frame cost a tenth of the broadcast throughput
-(make bench-metrics). A scrape may so miss the last second's frames, never more.
+What moves with every frame is tallied in the worker and added once a second
+(metrics.tally). docs/monitoring.md lists each metric and what moves it.
 """
 
-import atexit
-import bisect
 import functools
-import os
-import threading
 import time
 from dataclasses import dataclass
 
 from django.conf import settings
 from prometheus_client import Counter, Gauge, Histogram
+
+from metrics.tally import Tally, TallyHistogram, tallied
 
 # Where the sender stamps an event (time.time(), seconds) so that each receiving socket
 # can tell how late it came: the workers, and the replicas of one host, share a clock.
@@ -93,89 +85,6 @@ RESUMES = Counter(
     "Clients that came back with a position: recovered (sent what they missed) or not.",
     ["route", "recovered"],
 )
-SLOW_CLIENT_CLOSES = Counter(
-    "realtime_slow_client_closes_total",
-    "Sockets closed (4008) because their client stopped reading.",
-)
-
-
-# How often the tallies are added to the metrics.
-FLUSH_INTERVAL = 1.0
-
-
-class Tally:
-    """A counter's increments, kept here and added to `child` by flush()."""
-
-    __slots__ = ("child", "count", "flushed")
-
-    def __init__(self, child) -> None:
-        self.child, self.count, self.flushed = child, 0, 0
-
-    def inc(self, amount: float = 1) -> None:
-        self.count += amount
-
-    def flush(self) -> None:
-        # Only the event loop adds to count; reading it is atomic, so none is lost.
-        count = self.count
-        if count != self.flushed:
-            self.child.inc(count - self.flushed)
-            self.flushed = count
-
-
-class TallyHistogram:
-    """A histogram's observations, counted per bucket here and added by flush() to the
-    child's bucket and sum values (prometheus-client's own; realtime/compat.py pins it)."""
-
-    __slots__ = ("child", "bounds", "counts", "flushed", "sum", "flushed_sum")
-
-    def __init__(self, child) -> None:
-        self.child = child
-        self.bounds = list(child._upper_bounds)
-        self.counts = [0] * len(self.bounds)
-        self.flushed = [0] * len(self.bounds)
-        self.sum = self.flushed_sum = 0.0
-
-    def observe(self, amount: float, count: int = 1) -> None:
-        """`count` observations of `amount` (a fan-out's sockets, at once)."""
-        self.counts[bisect.bisect_left(self.bounds, amount)] += count
-        self.sum += amount * count
-
-    def flush(self) -> None:
-        for i, count in enumerate(self.counts):
-            if count != self.flushed[i]:
-                self.child._buckets[i].inc(count - self.flushed[i])
-                self.flushed[i] = count
-        total = self.sum
-        if total != self.flushed_sum:
-            self.child._sum.inc(total - self.flushed_sum)
-            self.flushed_sum = total
-
-
-_tallies: list = []
-_flusher_pid = None
-
-
-def tallied(tally):
-    """Register `tally` with this process's flusher thread (started on first use, and
-    again in a forked child)."""
-    global _flusher_pid
-    _tallies.append(tally)
-    if _flusher_pid != os.getpid():
-        _flusher_pid = os.getpid()
-        threading.Thread(target=_flush_forever, name="metrics-flush", daemon=True).start()
-        atexit.register(flush)  # a worker stopping (SIGTERM) loses none
-    return tally
-
-
-def _flush_forever() -> None:
-    while True:
-        time.sleep(FLUSH_INTERVAL)
-        flush()
-
-
-def flush() -> None:
-    for tally in list(_tallies):
-        tally.flush()
 
 
 @dataclass(frozen=True)
@@ -291,15 +200,6 @@ def for_route(route: str) -> RouteMetrics:
         present=PRESENT.labels(route),
         route=route,
     )
-
-
-def tally(child):
-    """A tallying stand-in for a counter's or histogram's child (others as they are)."""
-    if isinstance(child, Counter):
-        return tallied(Tally(child))
-    if isinstance(child, Histogram):
-        return tallied(TallyHistogram(child))
-    return child
 
 
 @functools.cache

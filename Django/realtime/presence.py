@@ -26,6 +26,8 @@ from channels.layers import InMemoryChannelLayer
 from channels_redis.core import RedisChannelLayer
 from redis.exceptions import RedisError
 
+from compat.channels_redis import connection_of, shard_of
+
 from . import metrics
 from .fanout import FanoutChannelLayer
 from .layer import PerWorker
@@ -162,7 +164,7 @@ class RedisStore:
         return f"{self.layer.prefix}:presence:{group}"
 
     def connection(self, group: str):
-        return self.layer.connection(self.layer.consistent_hash(group))
+        return connection_of(self.layer, shard_of(self.layer, group))
 
     async def enter(self, group: str, entry: str, now: float, ttl: float) -> None:
         key = self.key(group)
@@ -183,10 +185,10 @@ class RedisStore:
         groups taken out: {group: entries this call took out}, where it took some."""
         by_shard: dict[int, list[str]] = {}
         for group in local:
-            by_shard.setdefault(self.layer.consistent_hash(group), []).append(group)
+            by_shard.setdefault(shard_of(self.layer, group), []).append(group)
         taken = {}
         for shard, groups in by_shard.items():
-            connection = self.layer.connection(shard)
+            connection = connection_of(self.layer, shard)
             async with connection.pipeline(transaction=False) as pipe:
                 for group in groups:
                     key = self.key(group)

@@ -2,7 +2,7 @@
 own layer (realtime/fanout.py) does not have, and that keep CHANNEL_LAYER=core from being
 the default. Each `upstream` test shows one; when one fails, upstream has fixed it:
 say so in docs/channels-redis.md, whose reproductions these are. And redis-py's pool
-beside realtime.compat's IdleClosingConnectionPool, which the stack's layer uses."""
+beside compat.redis's IdleClosingConnectionPool, which the stack's layer uses."""
 
 import asyncio
 import sys
@@ -15,7 +15,7 @@ import redis.asyncio
 from channels_redis.core import RedisChannelLayer as UpstreamLayer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "Django"))
-from realtime.compat import IdleClosingConnectionPool  # noqa: E402
+from compat.redis import IdleClosingConnectionPool  # noqa: E402
 from realtime.fanout import FanoutChannelLayer  # noqa: E402
 
 

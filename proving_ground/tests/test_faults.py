@@ -86,9 +86,9 @@ async def test_a_scenario_that_fails_half_way_still_accounts_for_its_clients(fau
 
 
 async def test_sigterm_on_a_stack_of_its_own():
-    # Its own stack, so the shutdown follows only the scenario's own disconnects: before
-    # realtime.compat, 2 shutdowns in 3 after them waited out the whole
-    # graceful_timeout. `make faults` runs it after the Redis faults as well.
+    # Its own stack, so the shutdown follows only the scenario's own disconnects: after
+    # other faults, 2 shutdowns in 3 once waited out the whole graceful_timeout.
+    # `make faults` runs it after the Redis faults as well.
     with NativeStack(django_env={"WEB_CONCURRENCY": "2"}) as stack:
         await assert_survives(faults.gunicorn_sigterm, stack)
 

@@ -49,10 +49,10 @@ def layer_failures():
     """realtime_channel_layer_failures_total, summed over operations, as it moves."""
     from prometheus_client import REGISTRY
 
-    from realtime import metrics
+    from metrics import tally
 
     def total():
-        metrics.flush()
+        tally.flush()
         family = REGISTRY.get_sample_value
         return sum(
             family("realtime_channel_layer_failures_total", {"operation": op}) or 0.0

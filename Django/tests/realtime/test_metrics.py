@@ -3,9 +3,10 @@
 import pytest
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from channels.testing import WebsocketCommunicator
-from prometheus_client import REGISTRY, Counter, Histogram
+from prometheus_client import REGISTRY
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from metrics import tally
 from realtime import consumers, metrics, presence
 
 from .test_consumers import RoomConsumer, connected, frame
@@ -14,7 +15,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def sample(name: str, **labels) -> float:
-    metrics.flush()  # what the flusher thread adds once a second
+    tally.flush()  # what the flusher thread adds once a second
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
@@ -97,26 +98,3 @@ async def test_with_metrics_off_nothing_is_counted_or_stamped(settings):
     await comm.disconnect()
     assert sample("realtime_handshakes_accepted_total", **route) == opened
     assert sample("realtime_frames_received_total", **route) == received
-
-
-def test_tallies_reach_the_metrics_when_flushed():
-    counter = Counter("tally_test_total", "a counter", registry=None)
-    histogram = Histogram("tally_test_seconds", "a histogram", buckets=(0.01, 1.0), registry=None)
-    tally, lag = metrics.Tally(counter), metrics.TallyHistogram(histogram)
-    for amount in (0.001, 0.01, 0.5, 3.0):
-        tally.inc(2)
-        lag.observe(amount)
-    assert counter._value.get() == 0  # kept in the worker until flushed
-    tally.flush()
-    lag.flush()
-    lag.flush()  # nothing new: nothing added twice
-    assert counter._value.get() == 8
-    samples = {(s.name, s.labels.get("le")): s.value for s in histogram.collect()[0].samples}
-    assert samples[("tally_test_seconds_bucket", "0.01")] == 2  # le is inclusive
-    assert samples[("tally_test_seconds_bucket", "1.0")] == 3
-    assert (
-        samples[("tally_test_seconds_bucket", "+Inf")]
-        == samples[("tally_test_seconds_count", None)]
-        == 4
-    )
-    assert samples[("tally_test_seconds_sum", None)] == pytest.approx(3.511)

@@ -1,8 +1,12 @@
 """A few live figures for the development status page, from this replica's metrics."""
 
+import asyncio
 import math
 import os
+import time
 
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 
@@ -56,3 +60,31 @@ def figures(before: dict, after: dict, seconds: float) -> dict:
         "messages_per_s": round((after["deliveries"] - before["deliveries"]) / seconds, 1),
         "lag_p99_ms": None if p99 is None else round(p99 * 1000, 1),
     }
+
+
+class FiguresConsumer(AsyncJsonWebsocketConsumer):
+    """Sends the status page a few live figures of this replica every `interval`
+    seconds: open sockets, messages delivered a second, delivery lag p99. For developers
+    only (settings.DEBUG_ENDPOINTS)."""
+
+    interval = 2.0
+
+    async def connect(self):
+        if not (settings.DEBUG_ENDPOINTS and settings.METRICS):
+            await self.close()  # before accept(): the handshake gets 403
+            return
+        await self.accept()
+        self.ticker = asyncio.create_task(self.tick())
+
+    async def tick(self):
+        before, at = await asyncio.to_thread(snapshot), time.monotonic()
+        while True:
+            await asyncio.sleep(self.interval)
+            after, now = await asyncio.to_thread(snapshot), time.monotonic()
+            await self.send_json({"type": "figures", **figures(before, after, now - at)})
+            before, at = after, now
+
+    async def websocket_disconnect(self, message):
+        if hasattr(self, "ticker"):
+            self.ticker.cancel()
+        await super().websocket_disconnect(message)

@@ -1,83 +1,29 @@
-"""Workarounds that reach into libraries' private internals, each kept in this one module.
+"""Uvicorn: its WebSocket protocol, with the close frames and slow clients mended and
+prepared frames written straight to the transport.
 
-Each was written against the version in UPSTREAM, fixes a defect that a test shows on the
-unpatched library, and goes once upstream fixes it:
-
-- IdleClosingConnectionPool (redis-py): a pool that closes its idle connections, which
-  redis-py keeps for ever (realtime.fanout's publishers).
-- WebSocketProtocol (uvicorn): the 1009 close frame for an oversized frame reaches the
-  client; a client too slow to read (no pong in time, or a send held up) is closed with
-  CLOSE_TOO_SLOW, and aborted if it never reads, instead of holding its consumer up and
-  its buffers for ever; prepared frames (realtime.fanout) are written straight to the
-  transport, offered to the app as the scope extension "realtime.frames".
-- TallyHistogram (realtime/metrics.py, prometheus-client): adds a second's observations
-  to a histogram's bucket and sum values (`_buckets`, `_sum`, `_upper_bounds`) at once,
-  where observe() would write each one to the shared file.
-- fold_dead_worker (prometheus-client): in multiprocess mode every worker that ever ran
-  leaves its counter and histogram files, so the folder and the time /metrics takes grow
-  with each worker restart (prometheus/client_python#275, open). Gunicorn's child_exit adds
-  a dead worker's figures into one archive file per type, through prometheus-client's
-  MmapedDict (its file format), and deletes the worker's files.
-
-tests/realtime/test_compat.py fails when an installed version differs from UPSTREAM:
-then re-run the tests named above, delete what upstream fixed, and update UPSTREAM.
+Upstream: no issue filed yet for either defect (the close frame lost to a reset after a
+protocol error; a send to a client that stops reading waits without a bound). Remove each
+part once Uvicorn does it itself: tests/compat/test_uvicorn.py shows the defect still in
+the installed version. Prepared frames stay an extension of this stack's.
 """
 
 import asyncio
 import logging
-import os
 import time
 
-from prometheus_client.mmap_dict import MmapedDict
-from redis.asyncio import ConnectionPool
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
-from . import metrics
-from .frames import FRAMES_EXTENSION
+from metrics.server import SLOW_CLIENT_CLOSES
 
 logger = logging.getLogger(__name__)
 
-# The versions these workarounds were written against and tested with.
-UPSTREAM = {"redis": "8.1.0", "uvicorn": "0.54.0", "prometheus-client": "0.26.0"}
+# The version this module was written against and tested with (tests/compat).
+UPSTREAM = ("uvicorn", "0.54.0")
 
-
-class IdleClosingConnectionPool(ConnectionPool):
-    """redis-py's pool, closing its idle connections once a minute.
-
-    redis-py keeps every connection it ever opened. After a burst (hundreds of sockets
-    joining at once) a worker would hold that many idle Redis connections, and their file
-    descriptors, for ever. Its own disconnect(inuse_connections=False) cannot be used for
-    this: it does not take the pool's lock, so a task can take an idle connection while
-    it is being closed, and its command fails ("Connection closed by server"; `make soak`
-    saw it once a minute or so). Idle connections are taken out of the pool under its
-    lock (private: _lock, _available_connections), then closed; new ones open on demand.
-    A task of the pool's closes them once a minute for as long as any are idle, so they
-    close even when the worker's last socket has gone and nothing uses the pool again
-    (`make soak PATTERN=sessions` saw them stay until the next socket came)."""
-
-    idle_close_interval = 60.0
-    _idle_closer: asyncio.Task | None = None
-
-    async def release(self, connection) -> None:
-        await super().release(connection)
-        if self._idle_closer is None or self._idle_closer.done():
-            self._idle_closer = asyncio.create_task(self._close_idle_while_any())
-
-    async def _close_idle_while_any(self) -> None:
-        while self._available_connections:
-            await asyncio.sleep(self.idle_close_interval)
-            await self.close_idle()
-
-    async def disconnect(self, inuse_connections: bool = True) -> None:
-        if self._idle_closer is not None:
-            self._idle_closer.cancel()
-        await super().disconnect(inuse_connections)
-
-    async def close_idle(self) -> None:
-        async with self._lock:
-            idle, self._available_connections = self._available_connections, []
-        await asyncio.gather(*(c.disconnect() for c in idle), return_exceptions=True)
-
+# The ASGI scope extension through which an app writes prepared frames (realtime.fanout):
+# {"write": callable(frame bytes) -> bool, "close": callable(why) closing the socket as
+# too slow to read, CLOSE_TOO_SLOW}.
+FRAMES_EXTENSION = "realtime.frames"
 
 # After closing for a protocol error (e.g. 1009), how long the rest of what the client is
 # still sending is read and dropped before the connection closes.
@@ -191,7 +137,7 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         self.too_slow = True
         if self.close_sent or self.transport.is_closing():
             return
-        metrics.SLOW_CLIENT_CLOSES.inc()
+        SLOW_CLIENT_CLOSES.inc()
         reason = "too slow to read"
         self.queue.put_nowait(
             {"type": "websocket.disconnect", "code": CLOSE_TOO_SLOW, "reason": reason}
@@ -202,26 +148,3 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         self.close_timer = self.loop.call_later(self.close_timeout, self.transport.abort)
         peer = "{}:{}".format(*self.client) if self.client else "?"
         logger.warning("%s: WebSocket too slow to read (%s); closing with %d", peer, why, 4008)
-
-
-# Files of these types are summed over processes, so a dead worker's values can be added
-# to an archive file that prometheus-client reads like any worker's ("<type>_<name>.db").
-FOLDED_TYPES = ("counter", "histogram")
-ARCHIVE = "archive"
-
-
-def fold_dead_worker(directory: str, pid: int) -> None:
-    """Add a dead worker's counters and histograms to the archive files and delete its
-    own. Run by Gunicorn's master (child_exit), one worker at a time."""
-    for kind in FOLDED_TYPES:
-        dead = os.path.join(directory, f"{kind}_{pid}.db")
-        if not os.path.exists(dead):
-            continue
-        archive = MmapedDict(os.path.join(directory, f"{kind}_{ARCHIVE}.db"))
-        try:
-            for key, value, timestamp, _ in MmapedDict.read_all_values_from_file(dead):
-                archived, _ = archive.read_value(key)
-                archive.write_value(key, archived + value, timestamp)
-        finally:
-            archive.close()
-        os.remove(dead)
