@@ -7,11 +7,11 @@ samples each Gunicorn worker while the load of `make bench` runs through nginx, 
 each sample down to the innermost Python frame running (its "self" time): by package, or
 the stack's own code under Django/ by package, and by function. Two parts:
 
-1. **Broadcast latency** (issue 22), on the stack as shipped: one sender at 50 messages
+1. **Broadcast latency**, on the stack as shipped: one sender at 50 messages
    a second to 100 receivers, as `make bench` measures p99: first unprofiled (the p99
    to quote), then profiled (its p99 too, to show what sampling costs), with the CPU
    per delivery and where it goes.
-2. **What metrics cost** (issue 21): the unthrottled broadcast of `make bench-metrics` on
+2. **What metrics cost**: the unthrottled broadcast of `make bench-metrics` on
    both stacks (nothing else differs), in alternating rounds;
    CPU per delivery by package and function on each side, and the difference.
 

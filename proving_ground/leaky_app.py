@@ -1,7 +1,7 @@
 """The stack's ASGI app plus a known leak: every WebSocket session leaves LEAK_KIB behind.
 
 Only the soak's regression test serves it (proving_ground/tests/test_soak.py), to prove that its
-bound fails a leak of the size issue 13 reported; nothing in Django/ imports it.
+bound fails a leak of the size one once found here; nothing in Django/ imports it.
 """
 
 import os

@@ -103,7 +103,7 @@ class Settings(BaseSettings):
     redis_password: SecretStr | None = None
     # The channel layer: "fanout" (realtime/fanout.py, the stack's own: groups kept per
     # worker, each message decoded and its frames built once per worker; the default by
-    # measurement, docs/benchmarks.md), "core" (channels-redis's RedisChannelLayer: lists
+    # measurement, docs/evidence/benchmarks.md), "core" (channels-redis's RedisChannelLayer: lists
     # and sorted sets, queued per channel) or "pubsub" (channels-redis's
     # RedisPubSubChannelLayer: PUBLISH/SUBSCRIBE).
     channel_layer: Literal["core", "pubsub", "fanout"] = "fanout"
@@ -143,7 +143,7 @@ class Settings(BaseSettings):
 
     static_root: Path
 
-    # Production only (behind a TLS-terminating proxy, see README "Production").
+    # Production only (behind a TLS-terminating proxy, see docs/production.md).
     secure_ssl_redirect: bool = True
     secure_hsts_seconds: int = Field(default=60, ge=0)
     secure_hsts_include_subdomains: bool = True

@@ -291,7 +291,7 @@ class _LoopLayer:
         if found is None:
             # One retry, on a new connection: the pooled one may have died with a Redis
             # that restarted, and the message would be lost (channels-redis's pub/sub
-            # layer loses it: docs/faults.md).
+            # layer loses it: docs/evidence/faults.md).
             host = {**self.layer.hosts[index], "retry": Retry(NoBackoff(), 1)}
             if "address" in host:
                 pool = IdleClosingConnectionPool.from_url(host.pop("address"), **host)

@@ -1,7 +1,7 @@
 """The official Channels tutorial, parts 1 to 3, followed as written on the development
 stack in containers, as a reader goes on from the book: `startapp chat` in the django
 container, the tutorial's files (channels_tutorial/, copied from its docs) saved in its
-order, and the three edits the README's "Then the Channels tutorial" makes instead of the
+order, and the three edits the README's "Then the Channels tutorial" words instead of the
 tutorial's own to `mysite`. Each step is checked the way the tutorial checks it, but
 through nginx, and its consumers with two clients held on different Uvicorn workers.
 
@@ -20,7 +20,7 @@ import websockets
 from proving_ground.client import one_per_worker, ws_url
 from proving_ground.compose import ROOT
 from proving_ground.docker import DockerStack
-from proving_ground.tests.test_readme_consumer import TITLED_BLOCK, dedent_block
+from proving_ground.tests.test_readme_consumer import add_routes
 
 TUTORIAL = Path(__file__).parent / "channels_tutorial"
 SECTION = re.compile(r"^## Then the Channels tutorial\n(.*?)^## ", re.S | re.M)
@@ -132,8 +132,7 @@ async def test_a_reader_follows_the_channels_tutorial_parts_1_to_3(reader, readm
     # Part 2: the room page, and the consumer that echoes, routed as the README says
     # (the tutorial's asgi.py is the stack's already).
     save(reader, "part2")
-    ((routing_path, routing),) = TITLED_BLOCK.findall(readme)
-    (reader.dir / routing_path).write_text(dedent_block(routing))
+    add_routes(django / "channels_tutorial/routing.py", readme)
     workers = reader.reloaded(workers)
     room = page(reader, f"/chat/{ROOM}/")
     assert f'<script id="room-name" type="application/json">"{ROOM}"</script>' in room

@@ -318,7 +318,7 @@ async def test_a_cancelled_receive_ends_its_channel_and_its_subscriptions(addres
 
 async def test_a_publish_on_a_dead_pooled_connection_is_sent_again(workers, admin):
     """Redis restarted: every pooled connection is dead. The pub/sub layer of
-    channels-redis loses that message (docs/faults.md); this one sends it on a new
+    channels-redis loses that message (docs/evidence/faults.md); this one sends it on a new
     connection."""
     one, two, prefix = workers
     channel = await two.new_channel()

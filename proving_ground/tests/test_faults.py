@@ -11,7 +11,7 @@ from proving_ground.native import NativeStack
 
 
 # The default layer, and channels-redis's core layer for as long as its fault table is
-# kept (docs/faults.md).
+# kept (docs/evidence/faults.md).
 @pytest.fixture(scope="module", params=["fanout", "core"])
 def fault_stack(request):
     # Its own stack: these tests kill and restart servers.

@@ -1,6 +1,7 @@
-"""The README's "Write your own consumer", followed as written: its commands and the files
-it shows, in a copy of the repository; then the new app's unit test and its socket,
-answering through nginx on the real stack."""
+"""The README's "Write your own consumer", followed as written: its commands, the files it
+shows and the edits it words, in a copy of the repository; then the new app's unit test
+(docs/realtime.md's "Testing a consumer") and its socket, answering through nginx on the
+real stack."""
 
 import json
 import os
@@ -18,7 +19,21 @@ from proving_ground.native import NativeStack
 from proving_ground.site import SiteUser
 
 SECTION = re.compile(r"^## Write your own consumer\n(.*?)^## ", re.S | re.M)
+TESTING = re.compile(r"^## Testing a consumer\n(.*?)^## ", re.S | re.M)
 TITLED_BLOCK = re.compile(r'```python title="([^"]+)"\n(.*?)```', re.S)
+# "import its routes in `routing.py` (`from ... import ... as name`) and add `*name,`"
+ROUTES = re.compile(r"\(`(from \w+\.routing import\s+websocket_urlpatterns as (\w+))`\)")
+
+
+def add_routes(routing, instruction: str) -> None:
+    """The project's routing.py with the import and the list entry an instruction words."""
+    statement, name = ROUTES.search(instruction).groups()
+    statement = " ".join(statement.split())  # the README wraps it over two lines
+    assert f"`*{name},`" in instruction
+    text = routing.read_text()
+    (last_import,) = [line for line in text.splitlines() if line.startswith("from talk.")]
+    text = text.replace(last_import, f"{last_import}\n{statement}", 1)
+    routing.write_text(text.replace("\n]\n", f"\n    *{name},\n]\n", 1))
 
 
 def dedent_block(text: str) -> str:
@@ -35,7 +50,13 @@ def readme_steps() -> str:
 
 
 @pytest.fixture(scope="module")
-def followed(readme_steps, tmp_path_factory):
+def testing_doc() -> str:
+    (section,) = TESTING.findall((ROOT / "docs/realtime.md").read_text())
+    return section
+
+
+@pytest.fixture(scope="module")
+def followed(readme_steps, testing_doc, tmp_path_factory):
     """A copy of the repository after the README's steps."""
     repo = copy_repository(tmp_path_factory.mktemp("reader") / "repo")
     django = repo / "Django"
@@ -43,26 +64,27 @@ def followed(readme_steps, tmp_path_factory):
     # Step 1, natively: the container runs the same manage.py.
     startapp = re.search(r"python manage.py (startapp \w+)", readme_steps).group(1).split()
     subprocess.run([sys.executable, "manage.py", *startapp], cwd=django, env=env, check=True)
-    # Step 2: the line the README shows, after "talk",.
-    (app_line,) = re.findall(r'```python\n( +"\w+",\n) *```', readme_steps)
+    # Step 1's settings line, after "talk",.
+    app_line = re.search(r'add `("\w+",)` to\s+`INSTALLED_APPS`', readme_steps).group(1)
     settings = django / "channels_tutorial/settings.py"
     text = settings.read_text()
     assert '    "talk",\n' in text
-    settings.write_text(text.replace('    "talk",\n', '    "talk",\n' + app_line.strip() + "\n", 1))
-    # Steps 3-5: every file the README shows, and the empty __init__.py it asks for.
-    blocks = TITLED_BLOCK.findall(readme_steps)
-    assert len(blocks) >= 4, blocks
+    settings.write_text(text.replace('    "talk",\n', f'    "talk",\n    {app_line}\n', 1))
+    # Step 2's files, step 3's routes; the test and the empty __init__.py the doc asks for.
+    blocks = TITLED_BLOCK.findall(readme_steps) + TITLED_BLOCK.findall(testing_doc)
+    assert len(blocks) == 3, blocks
     for path, body in blocks:
         (repo / path).parent.mkdir(parents=True, exist_ok=True)
         (repo / path).write_text(dedent_block(body))
-    init = re.search(r"empty `(Django/tests/\w+/__init__.py)`", readme_steps).group(1)
+    add_routes(django / "channels_tutorial/routing.py", readme_steps)
+    init = re.search(r"empty\s+`(Django/tests/\w+/__init__.py)`", testing_doc).group(1)
     (repo / init).touch()
     return repo
 
 
-def test_the_new_apps_unit_test_passes(followed, readme_steps):
-    # Step 5's command: `docker compose run --rm django pytest tests/shout`.
-    target = re.search(r"django pytest (tests/\w+)", readme_steps).group(1)
+def test_the_new_apps_unit_test_passes(followed, testing_doc):
+    # The doc's command: `docker compose run --rm django pytest tests/shout`.
+    target = re.search(r"django pytest (tests/\w+)", testing_doc).group(1)
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", target],
         cwd=followed / "Django",
@@ -75,7 +97,7 @@ def test_the_new_apps_unit_test_passes(followed, readme_steps):
 
 
 async def test_the_new_socket_answers_through_nginx_and_a_save_reloads_it(followed, readme_steps):
-    # Step 6: the socket the README's browser snippet opens, on the stack from the copy.
+    # Step 3: the socket the README's browser snippet opens, on the stack from the copy.
     path = re.search(r'new WebSocket\("ws://localhost(/ws/\w+/)"\)', readme_steps).group(1)
     sent = re.search(r"ws.send\(JSON.stringify\((\{.*?\})\)\)", readme_steps).group(1)
     expected = re.search(r"console.log\(e.data\);\s+// (\{.*?\})", readme_steps).group(1)
@@ -97,7 +119,7 @@ async def test_the_new_socket_answers_through_nginx_and_a_save_reloads_it(follow
         signed_in = SiteUser(stack.http_url).sign_up(json.loads(expected)["by"])
         assert await answer(stack) == json.loads(expected)
         # "Save, and the workers reload": an edit is served without a restart.
-        assert "Save, and the workers reload" in readme_steps
+        assert "Save, and the workers reload" in " ".join(readme_steps.split())
         consumer = followed / "Django/shout/consumers.py"
         consumer.write_text(consumer.read_text().replace(".upper()", ".lower()"))
         stack.reloaded(stack.gunicorn_workers())

@@ -4,9 +4,10 @@ The workers' memory is sampled through a churn of sessions after a warm-up; its 
 per session must stay under bounds set from measured runs: what the workers' allocators
 hold live, Python objects and C allocations alike (LIVE_BOUND_KIB), and RSS (BOUND_KIB,
 looser: RSS also grows while the allocators settle, which is no leak). The same
-measurement of a stack with a known leak of the size issue 13 reported must break the
-live bound, so the tests can fail. DEBUG is off: with it on, Django's per-connection
-query log grows by design until it holds 9000 queries; that is no leak.
+measurement of a stack with a known leak (4 KiB a session, the size of one once found
+here) must break the live bound, so the tests can fail. DEBUG is off: with it on,
+Django's per-connection query log grows by design until it holds 9000 queries; that is
+no leak.
 """
 
 import asyncio
@@ -89,7 +90,8 @@ def test_memory_stays_flat_under_churn(tmp_path):
 
 
 def test_live_memory_stays_flat_under_quick_sessions(tmp_path):
-    # Issue 24's pattern: sessions that send and close at once, ten rooms, no idle sockets.
+    # `make soak PATTERN=sessions`: sessions that send and close at once, ten rooms, no
+    # idle sockets.
     # What a worker keeps for the layer (such as the fan-out layer's idle channels)
     # fills until the layer's expiry: with 60 s (the default) and a 15 s warm-up, +1.0
     # KiB live per session. The expiry shortened to 10 s, a 20 s warm-up passes it.

@@ -105,6 +105,29 @@ def test_django_system_check_passes_with_the_compose_environment(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+# -- the docs ----------------------------------------------------------------------------
+
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def test_every_relative_link_in_the_docs_resolves():
+    documents = [ROOT / "README.md", *ROOT.glob("docs/**/*.md")]
+    documents += ROOT.glob("proving_ground/benchmarks/**/*.md")
+    broken = []
+    for document in documents:
+        for target in LINK.findall(document.read_text()):
+            path = target.split("#")[0]
+            external = target.startswith(("http://", "https://", "mailto:"))
+            if path and not external and not (document.parent / path).exists():
+                broken.append(f"{document.relative_to(ROOT)}: {target}")
+    assert broken == []
+
+
+def test_the_readme_stays_short():
+    # The reader's order in at most 150 lines; the rest is in docs/.
+    assert len((ROOT / "README.md").read_text().splitlines()) <= 150
+
+
 # -- the compose file against the configs ----------------------------------------------
 
 
