@@ -111,8 +111,16 @@ class Profile:
         return samples / max(self.samples, 1) * self.cpu_s / max(self.deliveries, 1) * 1e6
 
 
+# A sample whose file is no file: --nonblocking reads a worker's memory while it runs, so
+# now and then a frame's strings are read as they change (one sample in a few hundred
+# seen, such as "x-forwarded-proto" for a file name). Shown as such, never attributed.
+UNREADABLE = "(unreadable: read while it changed)"
+
+
 def owner_of(file: str) -> str:
     """Who a sample's innermost frame belongs to: a package, the stack's code, Python."""
+    if not (file.endswith(".py") or PYTHON_PSEUDO_FILES.fullmatch(file)):
+        return UNREADABLE
     top = file.split("/", 1)[0].removesuffix(".py")
     if top in STACK_PACKAGES:
         return f"Django/{top} (the stack's)"

@@ -14,16 +14,19 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from core.routing import not_found  # noqa: E402
 from realtime.origin import AllowedHostsOriginValidator  # noqa: E402
+from realtime.tickets import TicketAuthMiddleware  # noqa: E402
 
 from . import routing  # noqa: E402
+
+# A path no route matches gets 404 (not_found, after every route).
+websocket = URLRouter([*routing.websocket_urlpatterns, not_found])
+# The socket's user: the session's (Channels' AuthMiddlewareStack), or a ticket's.
+websocket = AuthMiddlewareStack(TicketAuthMiddleware(websocket))
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         # Channels' Origin check; realtime's counts what it refuses (docs/monitoring.md).
-        # A path no route matches gets 404 (not_found, after every route).
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter([*routing.websocket_urlpatterns, not_found]))
-        ),
+        "websocket": AllowedHostsOriginValidator(websocket),
     }
 )

@@ -13,10 +13,9 @@ from compat.uvicorn import CLOSE_TOO_SLOW, FRAMES_EXTENSION
 
 from . import frames, metrics
 from .fanout import FRAME_EVENT, Listener, frame_text
-from .frames import frame
 from .layer import ChannelLayerLost, GuardedLayer
-from .presence import listeners_group, presence_for
-from .ratelimit import TokenBucket
+from .metrics import COUNTS, CountedSocket
+from .ratelimit import RateLimited
 
 logger = logging.getLogger(__name__)
 
@@ -26,19 +25,12 @@ CLOSE_LAYER_LOST = 1011
 # Close code for a handshake that came while the channel layer was unavailable: the
 # socket is accepted only to say "try again later", as a 403 would say "forbidden".
 CLOSE_TRY_AGAIN = 1013
-# Frames a second each socket may send, in bursts of up to RATE_BURST, unless settings
-# say otherwise (WS_RATE_LIMIT, WS_RATE_BURST).
-RATE_LIMIT = 10.0
-RATE_BURST = 20
 # Close code for a socket with no signed-in user (no session, no ticket) where
 # settings.REALTIME_GUESTS is off.
 CLOSE_SIGN_IN_REQUIRED = 4401
 # Close code for a socket that may not join what it asked for, or post what it sent
 # (may_join, may_post).
 CLOSE_FORBIDDEN = 4403
-# Seconds a socket stays in presence after its worker's last refresh, unless settings say
-# otherwise (REALTIME_PRESENCE_TTL): how long a killed worker's sockets still show.
-PRESENCE_TTL = 15.0
 
 
 class Refused(Exception):
@@ -65,37 +57,31 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
     - ``refuse(reason, code=None, detail="")``: turn the handshake down, counted by
       reason in the metrics; with a code, accept first so the client reads why.
     - ``authenticate()``: who this socket is, as ``self.user`` and ``scope["user"]``: the
-      user of a ``?ticket=`` (realtime/tickets.py; refused with 4410-4412 if forged,
-      expired or used), else the session's (AuthMiddlewareStack), else a guest
-      (AnonymousUser) if ``allow_guests`` (by default settings.REALTIME_GUESTS), else
-      refused with 4401.
+      scope's user (the session's, from AuthMiddlewareStack, or a ticket's, from
+      realtime.tickets.TicketAuthMiddleware), else a guest (AnonymousUser) if
+      ``allow_guests`` (by default settings.REALTIME_GUESTS), else refused with 4401.
     - ``may_join(group)``: whether this socket may join `group` (join() asks; False
       turns the handshake down, or closes an open socket, with 4403).
     - ``may_post(content)``: whether this socket may send this frame (asked before its
       ``on_<type>``; False closes with 4403).
     - ``raise Refused(reason, code, detail)`` anywhere in the handshake or a handler:
       the same refusal, with your own reason and close code.
-    - ``track_presence``: list this socket in the presence of each group it joins
-      (realtime/presence.py), unless settings.REALTIME_PRESENCE is off.
-      ``presence_name()`` is what the others see: the username, "" for a guest. A socket
-      that connected with ``?presence=1`` (``wants_presence()``) gets each change as
-      ``{"type": "presence", "users", "user_count", "guests", "sockets", "joined",
-      "left"}``, within half a second, its own arrival first.
+    - ``joined_group(group)``, ``leaving(group)``, ``ended()``: hooks for mixins, such
+      as realtime.presence.PresenceMixin (who is in each group).
     - ``metrics_route``: the ``route`` label of this socket's metrics (realtime/metrics.py;
-      by default the class name without "Consumer", lower case).
+      by default the class name without "Consumer", lower case: ``route_label()``).
     - ``@frame`` handlers (realtime/frames.py): group events that become the same frame
       for every socket; on the stack's own layer (realtime/fanout.py) the worker builds
       it once per message and writes it to each socket.
 
-    Each socket may send settings.WS_RATE_LIMIT frames a second (bursts of WS_RATE_BURST);
-    beyond that, frames are dropped with an error frame. If the channel layer itself fails,
+    as_asgi() wraps the socket: its frames counted (metrics.CountedSocket) and limited to
+    settings.WS_RATE_LIMIT a second (ratelimit.RateLimited). If the channel layer itself fails,
     the socket closes with 1011 so the client reconnects (1013 "try again later" when it
     failed during the handshake); any other error in a handler is the handler's, as in
     Channels.
     """
 
     allow_guests: bool | None = None  # None: settings.REALTIME_GUESTS
-    track_presence = False
     event_db_cleanup = True
     _channel_layer = None
     _listener = None  # the socket's fast path, where the layer and server have one
@@ -111,34 +97,42 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
     def channel_layer(self, layer):
         self._channel_layer = None if layer is None else GuardedLayer(layer)
 
+    metrics_route: str | None = None  # None: the class name without "Consumer", lower case
+
+    @classmethod
+    def route_label(cls) -> str:
+        return cls.metrics_route or cls.__name__.removesuffix("Consumer").lower()
+
+    @classmethod
+    def as_asgi(cls, **initkwargs):
+        """Channels' app for this consumer, its socket wrapped: counted (metrics.py) and
+        rate-limited (ratelimit.py) before any frame reaches the consumer."""
+        consumer = super().as_asgi(**initkwargs)
+        app = CountedSocket(RateLimited(consumer), cls.route_label())
+        app.consumer_class, app.consumer_initkwargs = cls, initkwargs
+        return app
+
     @property
-    def metrics_route(self) -> str:
-        return type(self).__name__.removesuffix("Consumer").lower()
+    def accepted(self) -> bool:
+        return self.counts.accepted
 
     async def __call__(self, scope, receive, send):
         self.joined: list[str] = []
-        self.present_in: list[str] = []  # groups whose presence lists this socket
-        self.accepted = False
-        self.refusing = False
-        self.close_code = None
-        self.route_metrics = metrics.for_route(self.metrics_route)
-        self._sent_at = None  # the stamp of the event being handled (metrics.SENT_AT)
+        self.counts = scope[COUNTS]
+        self.route_metrics = self.counts.route
         try:
-            await super().__call__(scope, receive, self._counted(send))
+            await super().__call__(scope, receive, send)
         except ChannelLayerLost as lost:
             logger.warning("%s (%s); closing the socket for a reconnect", lost, lost.__cause__)
             with contextlib.suppress(OSError):  # the client may be gone already
                 if not self.accepted:  # a close before accept would be HTTP 403
+                    self.counts.refusing = True
                     self.route_metrics.refused("layer_unavailable")
                     await send({"type": "websocket.accept"})
                 code = CLOSE_LAYER_LOST if self.accepted else CLOSE_TRY_AGAIN
-                self.close_code = code
                 await send({"type": "websocket.close", "code": code})
         finally:
-            self._forget_presence()
-            if self.accepted:
-                self.route_metrics.sockets_open.dec()
-                self.route_metrics.closed(self.close_code)
+            self.ended()
             await self._close_channel()
 
     async def _close_channel(self) -> None:
@@ -147,23 +141,6 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
         if hasattr(layer, "close_channel") and hasattr(self, "channel_name"):
             with contextlib.suppress(*GuardedLayer.errors):  # Redis may be why it ended
                 await layer.close_channel(self.channel_name)
-
-    def _counted(self, send):
-        """The server's send, counting the frames handed to it (send, send_json, ...).
-        A plain function returning the server's own awaitable: no coroutine of its own
-        per frame."""
-        sent = self.route_metrics.sent
-
-        def counted_send(message):
-            if message["type"] == "websocket.send":
-                if metrics.SENT_AT in message:  # a stream's frame, with its event's stamp
-                    stamp = message.pop(metrics.SENT_AT)
-                else:
-                    stamp, self._sent_at = self._sent_at, None  # an event's lag: its first frame's
-                sent(message.get("text"), message.get("bytes"), stamp)
-            return send(message)
-
-        return counted_send
 
     async def dispatch(self, message):
         if message["type"] == FRAME_EVENT:  # a prepared frame's turn (realtime.fanout)
@@ -177,7 +154,7 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
             elif self._listener.write(prepared):
                 self.route_metrics.sent_frames(1, size, message.get(metrics.SENT_AT))
             return
-        self._sent_at = message.get(metrics.SENT_AT)
+        self.counts.sent_at = message.get(metrics.SENT_AT)
         if self._listener is not None:  # frames wait in the queue until this handler ends
             self._listener.busy = True
         try:
@@ -186,15 +163,11 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
                 return
             await dispatch_without_db_cleanup(self, message)
         finally:
-            self._sent_at = None
+            self.counts.sent_at = None
             if self._listener is not None:
                 self._listener.busy = False
 
     async def websocket_connect(self, message):
-        self.bucket = TokenBucket(
-            getattr(settings, "WS_RATE_LIMIT", RATE_LIMIT),
-            getattr(settings, "WS_RATE_BURST", RATE_BURST),
-        )
         try:
             self.user = self.scope["user"] = await self.authenticate()
             await super().websocket_connect(message)  # joins self.groups, calls connect()
@@ -202,18 +175,12 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
             await self._refused(refused)
 
     async def authenticate(self):
-        """Who this socket is: a ticket's user, the session's, or a guest."""
-        # Imported here: both need Django's app registry, and this module's close codes
+        """Who this socket is: the scope's user (the session's, or a ticket's:
+        realtime/tickets.py), or a guest."""
+        # Imported here: it needs Django's app registry, and this module's close codes
         # are read without it (proving_ground).
         from django.contrib.auth.models import AnonymousUser
 
-        from .tickets import TicketRefused, aticket_redeem
-
-        if "ticket" in self.query:
-            try:
-                return await aticket_redeem(self.query["ticket"][0])
-            except TicketRefused as refused:
-                raise Refused(refused.reason, refused.code, str(refused)) from None
         user = self.scope.get("user")
         if user is not None and user.is_authenticated:
             return user
@@ -228,26 +195,10 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
     async def may_post(self, content) -> bool:
         return True
 
-    def presence_name(self) -> str:
-        user = getattr(self, "user", None)
-        return user.get_username() if user is not None and user.is_authenticated else ""
-
-    def wants_presence(self) -> bool:
-        return self.query.get("presence", [""])[-1] == "1"
-
     @functools.cached_property
     def query(self) -> dict[str, list[str]]:
         """The handshake's query string, parsed: {name: [values]}."""
         return parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
-
-    @frame
-    def presence_changed(event):
-        return {
-            "type": "presence",
-            **event["presence"],
-            "joined": event["joined"],
-            "left": event["left"],
-        }
 
     async def _refused(self, refused: Refused) -> None:
         if self.accepted:
@@ -259,10 +210,7 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
 
     async def accept(self, subprotocol=None, headers=None):
         await super().accept(subprotocol, headers)
-        if not self.refusing:
-            self.accepted = True
-            self.route_metrics.accepted.inc()
-            self.route_metrics.sockets_open.inc()
+        if self.accepted:  # not a refusal's accept
             self._attach_frames()
 
     def _attach_frames(self) -> None:
@@ -290,7 +238,7 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
     async def refuse(self, reason: str, code: int | None = None, detail: str = "") -> None:
         """Turn the handshake down: HTTP 403, or with a close code, accept, send `detail`
         as an error frame and close with `code` (a browser cannot read a 403's reason)."""
-        self.refusing = True
+        self.counts.refusing = True
         self.route_metrics.refused(reason)
         if code is None:
             await self.close()
@@ -300,17 +248,10 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
             await self.send_error(detail, kind="refused")
         await self.close(code=code)
 
-    async def close(self, code=None, reason=None):
-        if self.accepted and self.close_code is None:
-            self.close_code = 1000 if code is None or code is True else code
-        await super().close(code, reason)
-
     async def websocket_disconnect(self, message):
-        if self.close_code is None:
-            self.close_code = message.get("code")
         for group in self.joined:
             with contextlib.suppress(ChannelLayerLost):  # Redis may be the reason we left
-                await self._leave_presence(group)
+                await self.leaving(group)
                 await self.channel_layer.group_discard(group, self.channel_name)
         await super().websocket_disconnect(message)
 
@@ -321,57 +262,26 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
         await self.channel_layer.group_add(group, self.channel_name)
         if group not in self.joined:
             self.joined.append(group)
-            await self._enter_presence(group)
+            await self.joined_group(group)
 
     async def leave(self, group: str) -> None:
         """Leave a group joined with join()."""
         if group in self.joined:
             self.joined.remove(group)
-        await self._leave_presence(group)
+            await self.leaving(group)
         await self.channel_layer.group_discard(group, self.channel_name)
 
-    def _presence(self):
-        if not (self.track_presence and getattr(settings, "REALTIME_PRESENCE", True)):
-            return None
-        ttl = getattr(settings, "REALTIME_PRESENCE_TTL", PRESENCE_TTL)
-        return presence_for(self.channel_layer.layer, ttl)
+    # Hooks for mixins (realtime.presence.PresenceMixin): each calls super() in turn.
+    async def joined_group(self, group: str) -> None:
+        """After join() added the socket to `group`, once per group."""
 
-    async def _enter_presence(self, group: str) -> None:
-        if (presence := self._presence()) is None:
-            return
-        if self.wants_presence():  # first: its own arrival is the first event it gets
-            await self.channel_layer.group_add(listeners_group(group), self.channel_name)
-        self.present_in.append(group)
-        self.route_metrics.present.inc()
-        with self.channel_layer.failing("presence_enter"):
-            await presence.enter(group, self.channel_name, self.presence_name())
+    async def leaving(self, group: str) -> None:
+        """Before the socket leaves `group`: leave(), or its disconnect."""
 
-    async def _leave_presence(self, group: str) -> None:
-        if group not in self.present_in or (presence := self._presence()) is None:
-            return
-        self.present_in.remove(group)
-        self.route_metrics.present.dec()
-        with self.channel_layer.failing("presence_leave"):
-            await presence.leave(group, self.channel_name, self.presence_name())
-        if self.wants_presence():
-            await self.channel_layer.group_discard(listeners_group(group), self.channel_name)
-
-    def _forget_presence(self) -> None:
-        """A socket that ended without leaving (its layer lost): this worker stops
-        refreshing its entries, which expire."""
-        if self.present_in and (presence := self._presence()) is not None:
-            for group in self.present_in:
-                presence.forget(group, self.channel_name, self.presence_name())
-                self.route_metrics.present.dec()
-        self.present_in = []
+    def ended(self) -> None:
+        """After the socket ended, however it ended (its layer lost, too)."""
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
-        self.route_metrics.frames_received.inc()
-        self.route_metrics.frames_received_bytes.inc(metrics.frame_size(text_data, bytes_data))
-        if not self.bucket.allow():
-            self.route_metrics.frames_dropped.inc()
-            await self.send_error("rate limit exceeded; frame dropped", kind="rate_limit")
-            return
         if text_data is None:
             await self.send_error("binary frames are not accepted; send JSON text", kind="binary")
             return

@@ -29,7 +29,7 @@ SOCKETS_OPEN = Gauge(
 )
 PRESENT = Gauge(
     "realtime_presence_sockets",
-    "Sockets listed in their groups' presence (track_presence), by route.",
+    "Sockets listed in their groups' presence (PresenceMixin), by route.",
     ["route"],
     multiprocess_mode="livesum",
 )
@@ -210,3 +210,84 @@ def group_send_seconds() -> TallyHistogram:
 def stamp(event: dict) -> dict:
     """The event with the time it was sent, for the receivers' delivery lag."""
     return {**event, SENT_AT: time.time()} if enabled() else event
+
+
+# The scope key under which CountedSocket hands the consumer its socket's counts.
+COUNTS = "realtime.counts"
+
+
+class SocketCounts:
+    """One socket's counting, as CountedSocket sees its messages go by: its handshake,
+    frames and bytes each way, the delivery lag of the frames it is sent, its close."""
+
+    __slots__ = ("route", "accepted", "refusing", "close_code", "sent_at")
+
+    def __init__(self, route: RouteMetrics) -> None:
+        self.route = route
+        self.accepted = False
+        self.refusing = False  # accepted only to say why it is turned down: not counted
+        self.close_code = None
+        self.sent_at = None  # the stamp of the event the consumer is handling (SENT_AT)
+
+    def counting_send(self, send):
+        """The server's send, counting what goes by. A plain function returning the
+        server's own awaitable: no coroutine of its own per frame."""
+        sent, route = self.route.sent, self.route
+
+        def counted_send(message):
+            kind = message["type"]
+            if kind == "websocket.send":
+                if SENT_AT in message:  # a stream's frame, with its event's stamp
+                    stamp = message.pop(SENT_AT)
+                else:  # an event's lag: its first frame's
+                    stamp, self.sent_at = self.sent_at, None
+                sent(message.get("text"), message.get("bytes"), stamp)
+            elif kind == "websocket.accept" and not self.refusing:
+                self.accepted = True
+                route.accepted.inc()
+                route.sockets_open.inc()
+            elif kind == "websocket.close" and self.accepted and self.close_code is None:
+                self.close_code = message.get("code", 1000)
+            return send(message)
+
+        return counted_send
+
+    def counting_receive(self, receive):
+        received, received_bytes = self.route.frames_received, self.route.frames_received_bytes
+
+        async def counted_receive():
+            message = await receive()
+            kind = message["type"]
+            if kind == "websocket.receive":
+                received.inc()
+                received_bytes.inc(frame_size(message.get("text"), message.get("bytes")))
+            elif kind == "websocket.disconnect" and self.close_code is None:
+                self.close_code = message.get("code")
+            return message
+
+        return counted_receive
+
+    def ended(self) -> None:
+        if self.accepted:
+            self.route.sockets_open.dec()
+            self.route.closed(self.close_code)
+
+
+class CountedSocket:
+    """ASGI middleware around a consumer: its socket's handshake, frames, bytes, delivery
+    lag and close counted under `route` (realtime_* metrics). The consumer finds the
+    counts in scope[COUNTS], for what only it knows (refusals, error frames, resumes)."""
+
+    def __init__(self, inner, route: str) -> None:
+        self.inner, self.route = inner, route
+
+    async def __call__(self, scope, receive, send):
+        counts = SocketCounts(for_route(self.route))
+        try:
+            await self.inner(
+                {**scope, COUNTS: counts},
+                counts.counting_receive(receive),
+                counts.counting_send(send),
+            )
+        finally:
+            counts.ended()

@@ -24,15 +24,21 @@ from dataclasses import asdict, dataclass, field
 
 from channels.layers import InMemoryChannelLayer
 from channels_redis.core import RedisChannelLayer
+from django.conf import settings
 from redis.exceptions import RedisError
 
 from compat.channels_redis import connection_of, shard_of
 
 from . import metrics
 from .fanout import FanoutChannelLayer
+from .frames import frame
 from .layer import PerWorker
 
 logger = logging.getLogger(__name__)
+
+# Seconds a socket stays in presence after its worker's last refresh, unless settings say
+# otherwise (REALTIME_PRESENCE_TTL): how long a killed worker's sockets still show.
+PRESENCE_TTL = 15.0
 
 # At most this many names in a summary (sorted); the counts are always whole.
 LIST_LIMIT = 100
@@ -251,3 +257,71 @@ def presence_for(layer, ttl: float) -> Presence | None:
     if not isinstance(layer, (RedisChannelLayer, FanoutChannelLayer, InMemoryChannelLayer)):
         return None
     return _trackers.get(layer, ttl)
+
+
+class PresenceMixin:
+    """A JsonConsumer's sockets listed in the presence of each group they join, on every
+    worker and replica, unless settings.REALTIME_PRESENCE is off.
+
+    Hooks: ``presence_name()`` is what the others see (the username, "" for a guest);
+    ``wants_presence()`` says whether this socket gets each change (by default, when it
+    connected with ``?presence=1``), as ``{"type": "presence", "users", "user_count",
+    "guests", "sockets", "joined", "left"}``, within half a second, its own arrival first.
+    """
+
+    async def __call__(self, scope, receive, send):
+        self.present_in: list[str] = []  # groups whose presence lists this socket
+        await super().__call__(scope, receive, send)
+
+    def presence_name(self) -> str:
+        user = getattr(self, "user", None)
+        return user.get_username() if user is not None and user.is_authenticated else ""
+
+    def wants_presence(self) -> bool:
+        return self.query.get("presence", [""])[-1] == "1"
+
+    @frame
+    def presence_changed(event):
+        return {
+            "type": "presence",
+            **event["presence"],
+            "joined": event["joined"],
+            "left": event["left"],
+        }
+
+    def _presence(self) -> Presence | None:
+        if not getattr(settings, "REALTIME_PRESENCE", True):
+            return None
+        ttl = getattr(settings, "REALTIME_PRESENCE_TTL", PRESENCE_TTL)
+        return presence_for(self.channel_layer.layer, ttl)
+
+    async def joined_group(self, group: str) -> None:
+        await super().joined_group(group)
+        if (presence := self._presence()) is None:
+            return
+        if self.wants_presence():  # first: its own arrival is the first event it gets
+            await self.channel_layer.group_add(listeners_group(group), self.channel_name)
+        self.present_in.append(group)
+        self.route_metrics.present.inc()
+        with self.channel_layer.failing("presence_enter"):
+            await presence.enter(group, self.channel_name, self.presence_name())
+
+    async def leaving(self, group: str) -> None:
+        if group in self.present_in and (presence := self._presence()) is not None:
+            self.present_in.remove(group)
+            self.route_metrics.present.dec()
+            with self.channel_layer.failing("presence_leave"):
+                await presence.leave(group, self.channel_name, self.presence_name())
+            if self.wants_presence():
+                await self.channel_layer.group_discard(listeners_group(group), self.channel_name)
+        await super().leaving(group)
+
+    def ended(self) -> None:
+        """A socket that ended without leaving (its layer lost): this worker stops
+        refreshing its entries, which expire."""
+        if self.present_in and (presence := self._presence()) is not None:
+            for group in self.present_in:
+                presence.forget(group, self.channel_name, self.presence_name())
+                self.route_metrics.present.dec()
+        self.present_in = []
+        super().ended()

@@ -3,11 +3,14 @@ a socket as a signed-in user. An authenticated HTTP request asks for one (views.
 POST /api/tickets); the socket presents it as ?ticket=... once, within
 settings.REALTIME_TICKET_MAX_AGE seconds. Signed with Django's signing (SECRET_KEY), so
 only this site can issue one; spent tickets are rows in the database, so a ticket opens
-one socket on whichever worker or replica it reaches first.
+one socket on whichever worker or replica it reaches first. TicketAuthMiddleware, beside
+Channels' AuthMiddlewareStack (channels_tutorial/asgi.py), makes it the socket's user.
 """
 
 import datetime
+import json
 import secrets
+from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from django.conf import settings
@@ -16,6 +19,7 @@ from django.core import signing
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from . import metrics
 from .models import SpentTicket
 
 SALT = "realtime.tickets"
@@ -79,3 +83,38 @@ def ticket_redeem(ticket: str):
 
 
 aticket_redeem = database_sync_to_async(ticket_redeem)
+
+
+class TicketAuthMiddleware:
+    """Channels middleware: a socket that presents ?ticket= is that ticket's user
+    (scope["user"], over the session's). A ticket forged, expired or used turns the
+    handshake down with its close code (4410-4412), accepted first so that the client
+    reads why in an error frame. Other sockets pass as they came."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    async def __call__(self, scope, receive, send):
+        ticket = _ticket(scope) if scope["type"] == "websocket" else None
+        if ticket is None:
+            return await self.inner(scope, receive, send)
+        try:
+            user = await aticket_redeem(ticket)
+        except TicketRefused as refused:
+            return await _refuse(refused, receive, send)
+        return await self.inner({**scope, "user": user}, receive, send)
+
+
+def _ticket(scope) -> str | None:
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    return query["ticket"][0] if "ticket" in query else None
+
+
+async def _refuse(refused: TicketRefused, receive, send) -> None:
+    await receive()  # websocket.connect
+    if metrics.enabled():  # refused before routing: no route is known yet
+        metrics.HANDSHAKES_REFUSED.labels("", refused.reason).inc()
+    await send({"type": "websocket.accept"})
+    detail = json.dumps({"type": "error", "detail": str(refused)})
+    await send({"type": "websocket.send", "text": detail})
+    await send({"type": "websocket.close", "code": refused.code})

@@ -4,6 +4,7 @@ import socket
 from pydantic import ValidationError
 
 from realtime.consumers import CLOSE_FORBIDDEN, Refused
+from realtime.presence import PresenceMixin
 from realtime.streams import StreamConsumer, stream_item
 
 from . import services
@@ -14,12 +15,10 @@ from .schemas import TalkMessageIn
 CLOSE_INVALID_ROOM = 4400
 
 
-class TalkConsumer(StreamConsumer):
+class TalkConsumer(PresenceMixin, StreamConsumer):
     """One socket in one room: history on connect (or what it missed, when the page
     passes the last position it saw), then messages both ways, each once and in order."""
 
-    # Who is in the room, on every worker and replica; the page asks for the changes.
-    track_presence = True
     history_length = services.HISTORY_LENGTH
     # talk_message only forwards to the socket; the database work runs in services,
     # whose database_sync_to_async closes stale connections itself. Without Channels'

@@ -231,7 +231,9 @@ def test_bench_profile_smoke_samples_the_workers_during_broadcasts(tmp_path):
     # asserted here: test_bench_profile.py proves the attribution on recorded samples.
     # Samples are certain: each window holds at least 0.05 s of the workers' CPU, sampled
     # at 1000 a second (MODES["smoke"]): 50 samples or more expected (70 to 255 seen), and
-    # none at all with odds of e**-50, about 2e-22, per window.
+    # none at all with odds of e**-50, about 2e-22, per window. A sample py-spy read as it
+    # changed (bench_profile.UNREADABLE) is chance too: 1 in about 200 seen; a fifth of a
+    # window's 50 or more, at even 1 in 100, has odds under 1e-12.
     result, folder = smoke("bench_profile", tmp_path)
     data = json.loads((folder / "profile.json").read_text())
     latency = data["latency"]
@@ -244,8 +246,15 @@ def test_bench_profile_smoke_samples_the_workers_during_broadcasts(tmp_path):
         assert len(window["workers"]) == workers, (name, window["workers"])
         assert window["samples"] == sum(window["workers"]) > 0, name
         assert sum(window["owners"].values()) == window["samples"], name
-        unknown = [owner for owner in window["owners"] if not bench_profile.is_known(owner)]
-        assert not unknown, (name, window["owners"])
+        owners = window["owners"]
+        unreadable = owners.get(bench_profile.UNREADABLE, 0)
+        assert unreadable <= window["samples"] / 5, (name, owners)
+        unknown = [
+            owner
+            for owner in owners
+            if owner != bench_profile.UNREADABLE and not bench_profile.is_known(owner)
+        ]
+        assert not unknown, (name, owners)
         assert window["cpu_s"] > 0, name
     off = data["metrics"]["metrics off"]
     counting = [f for f in off["functions"] if "Tally" in f or "(prometheus_client/" in f]

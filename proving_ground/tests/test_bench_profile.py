@@ -4,7 +4,7 @@ samples make certain."""
 
 from pathlib import Path
 
-from proving_ground.bench_profile import Profile, is_known, owner_of, parse
+from proving_ground.bench_profile import UNREADABLE, Profile, is_known, owner_of, parse
 
 RECORDED = Path(__file__).parent / "data" / "py-spy-worker.txt"
 
@@ -33,6 +33,13 @@ def test_the_stacks_own_code_is_named_by_its_folder_or_module_under_django():
     assert owner_of("gunicorn.conf.py") == "Django/gunicorn.conf (the stack's)"
     assert owner_of("gunicorn/arbiter.py") == "gunicorn"  # the library, not the config
     assert owner_of("threading.py") == "threading"
+
+
+def test_a_file_read_as_it_changed_is_put_down_to_nobody():
+    # --nonblocking: a string read while the worker changed it (seen in a smoke run).
+    assert owner_of("x-forwarded-proto") == UNREADABLE
+    assert owner_of("<frozen abc>") == "<frozen abc>"
+    assert not is_known(UNREADABLE)
 
 
 def test_known_owners_are_the_stacks_importable_modules_and_pythons_own_code():

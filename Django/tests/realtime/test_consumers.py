@@ -12,9 +12,9 @@ from django.urls import path
 from redis.exceptions import ConnectionError as RedisConnectionError
 from uvicorn.protocols.utils import ClientDisconnected
 
-from realtime import consumers, tickets
+from realtime import consumers, metrics, ratelimit, tickets
 from realtime.consumers import JsonConsumer
-from realtime.tickets import ticket_issue
+from realtime.tickets import TicketAuthMiddleware, ticket_issue
 
 QUIET_S = 0.5  # how long "nothing came" is watched for
 
@@ -150,7 +150,7 @@ async def test_the_rate_limit_has_defaults_without_settings(settings):
     del settings.WS_RATE_LIMIT, settings.WS_RATE_BURST
     comm = await connected()
     frames = []
-    for _ in range(consumers.RATE_BURST + 5):
+    for _ in range(ratelimit.RATE_BURST + 5):
         await comm.send_json_to({"type": "nope"})
         frames.append(await comm.receive_json_from())
     limited = [f for f in frames if "rate limit" in f["detail"]]
@@ -172,9 +172,16 @@ def db_cleanups(monkeypatch):
     return calls
 
 
+def bare(consumer_class):
+    """A consumer outside a socket, with the counts its socket's wrapper would give it."""
+    consumer = consumer_class()
+    consumer.counts = metrics.SocketCounts(metrics.for_route(consumer_class.route_label()))
+    return consumer
+
+
 async def _dispatch_event(consumer_class) -> list:
     sent = []
-    consumer = consumer_class()
+    consumer = bare(consumer_class)
 
     async def send(message):
         sent.append(message)
@@ -210,7 +217,7 @@ async def test_an_event_without_a_handler_is_an_error(db_cleanups):
         event_db_cleanup = False
 
     with pytest.raises(ValueError, match="No handler for message type chat.unknown"):
-        await ForwardOnly().dispatch({"type": "chat.unknown"})
+        await bare(ForwardOnly).dispatch({"type": "chat.unknown"})
 
 
 # -- who the socket is, and what it may do --------------------------------------------
@@ -238,7 +245,8 @@ class WhoConsumer(JsonConsumer):
 
 
 def who(query: str = "", room: str = "lobby", scope_user=None) -> WebsocketCommunicator:
-    application = URLRouter([path("ws/who/<room>/", WhoConsumer.as_asgi())])
+    # As asgi.py stacks it: a ticket's user over the scope's.
+    application = TicketAuthMiddleware(URLRouter([path("ws/who/<room>/", WhoConsumer.as_asgi())]))
     comm = WebsocketCommunicator(application, f"/ws/who/{room}/{query}")
     if scope_user is not None:
         comm.scope["user"] = scope_user

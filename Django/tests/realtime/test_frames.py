@@ -7,6 +7,7 @@ from channels.testing import WebsocketCommunicator
 
 from realtime.consumers import JsonConsumer
 from realtime.frames import builders, frame
+from realtime.presence import PresenceMixin
 
 # Channels closes stale database connections as each socket connects and disconnects.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -49,8 +50,11 @@ async def test_a_frame_handler_sends_its_frame_per_socket_without_the_fast_path(
 
 def test_builders_are_the_classes_frame_handlers_by_handler_name():
     found = builders(RoomConsumer)
-    assert set(found) == {"room_event", "presence_changed"}
+    assert set(found) == {"room_event"}
     assert found["room_event"]({"n": 5}) == {"type": "event", "n": 5}
+    # A mixin's too: a consumer takes presence's frame by inheriting it.
+    present = type("PresentRoomConsumer", (PresenceMixin, RoomConsumer), {})
+    assert set(builders(present)) == {"room_event", "presence_changed"}
 
 
 def test_a_class_that_encodes_json_its_own_way_has_no_prepared_frames():

@@ -8,6 +8,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from metrics import tally
 from realtime import consumers, metrics, presence
+from realtime.presence import PresenceMixin
 
 from .test_consumers import RoomConsumer, connected, frame
 
@@ -51,8 +52,8 @@ async def test_a_group_event_is_stamped_and_its_lag_observed_once_per_socket():
     await comm.disconnect()
 
 
-class PresentConsumer(RoomConsumer):
-    track_presence = True
+class PresentConsumer(PresenceMixin, RoomConsumer):
+    pass
 
 
 @pytest.mark.parametrize(
@@ -70,7 +71,7 @@ async def test_a_layer_failing_during_the_handshake_is_a_refusal_and_a_layer_fai
         raise RedisConnectionError("Connection refused")
 
     monkeypatch.setattr(*where, refused)
-    route = consumer().metrics_route
+    route = consumer.route_label()
     labels = {"route": route, "reason": "layer_unavailable"}
     refusals = sample("realtime_handshakes_refused_total", **labels)
     failures = sample("realtime_channel_layer_failures_total", operation=operation)

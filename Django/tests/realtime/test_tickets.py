@@ -1,10 +1,20 @@
 import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
 from django.core import signing
+from prometheus_client import REGISTRY
 
 from realtime import tickets
 from realtime.models import SpentTicket
-from realtime.tickets import TicketExpired, TicketInvalid, TicketUsed, ticket_issue, ticket_redeem
+from realtime.tickets import (
+    TicketAuthMiddleware,
+    TicketExpired,
+    TicketInvalid,
+    TicketUsed,
+    ticket_issue,
+    ticket_redeem,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -71,3 +81,36 @@ def test_spent_tickets_are_kept_only_until_they_would_have_expired(ann, monkeypa
     monkeypatch.undo()
     ticket_redeem(ticket_issue(ann))
     assert SpentTicket.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_middleware_makes_the_tickets_user_the_sockets(ann):
+    seen = []
+
+    async def inner(scope, receive, send):
+        seen.append(scope["user"])
+        await receive()
+        await send({"type": "websocket.close"})
+
+    ticket = await database_sync_to_async(ticket_issue)(ann)
+    comm = WebsocketCommunicator(TicketAuthMiddleware(inner), f"/ws/x/?ticket={ticket}")
+    await comm.connect()
+    assert seen == [ann]
+    assert await database_sync_to_async(SpentTicket.objects.count)() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_middleware_turns_a_forged_ticket_down_and_counts_it():
+    async def inner(scope, receive, send):
+        raise AssertionError("a refused ticket reaches no consumer")
+
+    def refused() -> float:
+        labels = {"route": "", "reason": "ticket_invalid"}
+        return REGISTRY.get_sample_value("realtime_handshakes_refused_total", labels) or 0.0
+
+    before = refused()
+    comm = WebsocketCommunicator(TicketAuthMiddleware(inner), "/ws/x/?ticket=forged")
+    assert (await comm.connect())[0]  # accepted, so that the client reads why
+    assert await comm.receive_json_from() == {"type": "error", "detail": "ticket invalid"}
+    assert (await comm.receive_output())["code"] == tickets.CLOSE_TICKET_INVALID
+    assert refused() == before + 1
