@@ -75,14 +75,15 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
       it once per message and writes it to each socket.
 
     as_asgi() wraps the socket: its frames counted (metrics.CountedSocket) and limited to
-    settings.WS_RATE_LIMIT a second (ratelimit.RateLimited). If the channel layer itself fails,
-    the socket closes with 1011 so the client reconnects (1013 "try again later" when it
-    failed during the handshake); any other error in a handler is the handler's, as in
-    Channels.
+    settings.WS_RATE_LIMIT a second (ratelimit.RateLimited). If the channel layer itself
+    fails, the socket closes with 1011 so the client reconnects (1013 "try again later"
+    when it failed during the handshake); any other error in a handler is the handler's,
+    as in Channels.
     """
 
     allow_guests: bool | None = None  # None: settings.REALTIME_GUESTS
     event_db_cleanup = True
+    metrics_route: str | None = None  # None: the class name without "Consumer", lower case
     _channel_layer = None
     _listener = None  # the socket's fast path, where the layer and server have one
     _closing = None  # a close the layer asked for (_too_slow)
@@ -96,8 +97,6 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
     @channel_layer.setter
     def channel_layer(self, layer):
         self._channel_layer = None if layer is None else GuardedLayer(layer)
-
-    metrics_route: str | None = None  # None: the class name without "Consumer", lower case
 
     @classmethod
     def route_label(cls) -> str:
