@@ -1,4 +1,3 @@
-import asyncio
 import contextlib
 import functools
 import json
@@ -8,11 +7,10 @@ from urllib.parse import parse_qs
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
-from compat.channels import dispatch_without_db_cleanup
-from compat.uvicorn import CLOSE_TOO_SLOW, FRAMES_EXTENSION
+from compat.channels import SkippableDbCleanup
 
-from . import frames, metrics
-from .fanout import FRAME_EVENT, Listener, frame_text
+from . import metrics
+from .frames import PreparedFrames
 from .layer import ChannelLayerLost, GuardedLayer
 from .metrics import COUNTS, CountedSocket
 from .ratelimit import RateLimited
@@ -42,7 +40,7 @@ class Refused(Exception):
         self.reason, self.code = reason, code
 
 
-class JsonConsumer(AsyncJsonWebsocketConsumer):
+class JsonConsumer(PreparedFrames, SkippableDbCleanup, AsyncJsonWebsocketConsumer):
     """A JSON WebSocket consumer that answers bad frames with an error frame, not a close.
 
     Override points:
@@ -82,11 +80,8 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
     """
 
     allow_guests: bool | None = None  # None: settings.REALTIME_GUESTS
-    event_db_cleanup = True
     metrics_route: str | None = None  # None: the class name without "Consumer", lower case
     _channel_layer = None
-    _listener = None  # the socket's fast path, where the layer and server have one
-    _closing = None  # a close the layer asked for (_too_slow)
 
     # Channels sets this in __call__; wrapped, the layer's own failures raise
     # ChannelLayerLost, told apart from errors of a handler's own code.
@@ -142,29 +137,11 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
                 await layer.close_channel(self.channel_name)
 
     async def dispatch(self, message):
-        if message["type"] == FRAME_EVENT:  # a prepared frame's turn (realtime.fanout)
-            prepared, size = message["frame"]
-            if self._listener.write is None:  # a server without the fast write
-                text = frame_text(message["frame"])
-                stamp = message.get(metrics.SENT_AT)
-                await self.base_send(
-                    {"type": "websocket.send", "text": text, metrics.SENT_AT: stamp}
-                )
-            elif self._listener.write(prepared):
-                self.route_metrics.sent_frames(1, size, message.get(metrics.SENT_AT))
-            return
-        self.counts.sent_at = message.get(metrics.SENT_AT)
-        if self._listener is not None:  # frames wait in the queue until this handler ends
-            self._listener.busy = True
+        self.counts.sent_at = message.get(metrics.SENT_AT)  # the event's, for its lag
         try:
-            if self.event_db_cleanup or message["type"].startswith("websocket."):
-                await super().dispatch(message)
-                return
-            await dispatch_without_db_cleanup(self, message)
+            await super().dispatch(message)
         finally:
             self.counts.sent_at = None
-            if self._listener is not None:
-                self._listener.busy = False
 
     async def websocket_connect(self, message):
         try:
@@ -206,33 +183,6 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=refused.code)
         else:
             await self.refuse(refused.reason, code=refused.code, detail=str(refused))
-
-    async def accept(self, subprotocol=None, headers=None):
-        await super().accept(subprotocol, headers)
-        if self.accepted:  # not a refusal's accept
-            self._attach_frames()
-
-    def _attach_frames(self) -> None:
-        """On the stack's own layer (realtime.fanout), this class's @frame events are
-        built once per worker (realtime/frames.py), and written straight to the socket
-        where the server can (the stack's Uvicorn worker); elsewhere each is sent in its
-        turn, like any event."""
-        layer = getattr(self.channel_layer, "layer", None)
-        builders = frames.builders(type(self))
-        if not hasattr(layer, "attach") or not builders:
-            return
-        server = self.scope.get("extensions", {}).get(FRAMES_EXTENSION)
-        write, close = (server["write"], server["close"]) if server else (None, self._too_slow)
-        self._listener = Listener(write, close, builders, self.route_metrics.sent_frames)
-        self._listener.busy = True  # made inside websocket.connect's handler (dispatch)
-        layer.attach(self.channel_name, self._listener)
-
-    def _too_slow(self, why: str) -> None:
-        """The layer's close for a socket whose queue is full, on a server without the
-        fast write: 4008, as the stack's server closes one (it resumes)."""
-        logger.warning("%s: %s; closing with %d", self.channel_name, why, CLOSE_TOO_SLOW)
-        if self._closing is None:
-            self._closing = asyncio.ensure_future(self.close(code=CLOSE_TOO_SLOW))
 
     async def refuse(self, reason: str, code: int | None = None, detail: str = "") -> None:
         """Turn the handshake down: HTTP 403, or with a close code, accept, send `detail`
