@@ -19,7 +19,14 @@ from .compose import ROOT
 SECTION = re.compile(r"^## The book's stack alone\n(.*?)^## ", re.S | re.M)
 SHELL_BLOCK = re.compile(r"```sh\n(.*?)```", re.S)
 # What goes: the folders the README's commands delete.
-REMOVED = ("Django/realtime", "Django/talk", "Django/accounts")
+REMOVED = (
+    "Django/realtime",
+    "Django/talk",
+    "Django/accounts",
+    "Django/compat/channels.py",
+    "Django/compat/channels_redis.py",
+    "Django/compat/redis.py",
+)
 
 
 def readme_commands(readme: Path = ROOT / "README.md") -> str:
