@@ -4,7 +4,7 @@ install: these tests never skip."""
 
 import pytest
 
-from proving_ground.docker import DockerStack
+from proving_ground.stacks.docker import DockerStack
 
 
 @pytest.fixture(scope="session")

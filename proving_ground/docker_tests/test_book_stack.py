@@ -5,8 +5,8 @@ share one with asyncio tests."""
 
 import pytest
 
-from proving_ground import book
-from proving_ground.docker import DockerStack
+from proving_ground.stacks import book
+from proving_ground.stacks.docker import DockerStack
 from proving_ground.tests.test_book_stack import (  # noqa: F401 - fixtures, and tests run here
     open_window,
     playwright,

@@ -17,9 +17,9 @@ import httpx
 import pytest
 import websockets
 
-from proving_ground.client import one_per_worker, ws_url
-from proving_ground.compose import ROOT
-from proving_ground.docker import DockerStack
+from proving_ground.clients import one_per_worker, ws_url
+from proving_ground.stacks.compose import ROOT
+from proving_ground.stacks.docker import DockerStack
 from proving_ground.tests.test_readme_consumer import add_routes
 
 TUTORIAL = Path(__file__).parent / "channels_tutorial"

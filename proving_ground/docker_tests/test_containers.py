@@ -12,9 +12,10 @@ import uuid
 import httpx
 import pytest
 
-from proving_ground import faults, storm
-from proving_ground.client import ChatClient
-from proving_ground.compose import ROOT
+from proving_ground import faults
+from proving_ground.clients import ChatClient
+from proving_ground.faults import storm
+from proving_ground.stacks.compose import ROOT
 from proving_ground.tests.test_auth import (  # noqa: F401 - collected here, on the containers
     test_a_private_room_admits_its_members_only,
     test_a_signed_in_users_messages_are_theirs_whatever_the_frame_says,

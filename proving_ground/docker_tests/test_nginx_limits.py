@@ -17,11 +17,11 @@ import psutil
 import pytest
 import websockets
 
-from proving_ground.client import ws_url
-from proving_ground.compose import COMPOSE_FILE, PROD_FILE, ROOT
-from proving_ground.docker import MONITORING_FILE, DockerStack, allow_host, write_prod_env
-from proving_ground.prometheus import Prometheus
-from proving_ground.site import SiteUser
+from proving_ground.clients import ws_url
+from proving_ground.clients.site import SiteUser
+from proving_ground.stacks.compose import COMPOSE_FILE, PROD_FILE, ROOT
+from proving_ground.stacks.docker import MONITORING_FILE, DockerStack, allow_host, write_prod_env
+from proving_ground.stacks.prometheus import Prometheus
 
 HOST = "chat.example.com"
 SOCKETS = 500  # held through nginx to measure what one costs its worker

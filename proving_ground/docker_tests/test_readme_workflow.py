@@ -9,8 +9,8 @@ import os
 import httpx
 import pytest
 
-from proving_ground.client import ChatClient
-from proving_ground.docker import DockerStack, allow_host
+from proving_ground.clients import ChatClient
+from proving_ground.stacks.docker import DockerStack, allow_host
 
 OWNER = (1001, 1001)
 PROD = ["docker-compose.yml", "docker-compose.prod.yml"]

@@ -9,10 +9,11 @@ import uuid
 import psutil
 import pytest
 
-from proving_ground import failover, faults
-from proving_ground.client import ChatClient
-from proving_ground.compose import COMPOSE_FILE
-from proving_ground.docker import DockerStack
+from proving_ground import faults
+from proving_ground.clients import ChatClient
+from proving_ground.faults import failover
+from proving_ground.stacks.compose import COMPOSE_FILE
+from proving_ground.stacks.docker import DockerStack
 
 
 def stall_docker_dns(seconds: float = 4) -> None:

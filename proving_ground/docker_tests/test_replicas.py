@@ -17,11 +17,11 @@ import pytest
 import websockets
 import yaml
 
-from proving_ground.client import ChatClient, one_per_server, ws_url
-from proving_ground.compose import ROOT
-from proving_ground.docker import MONITORING_FILE, DockerStack
+from proving_ground.clients import ChatClient, one_per_server, ws_url
 from proving_ground.faults import closed_within, everyone_hears
-from proving_ground.prometheus import Prometheus
+from proving_ground.stacks.compose import ROOT
+from proving_ground.stacks.docker import MONITORING_FILE, DockerStack
+from proving_ground.stacks.prometheus import Prometheus
 
 MONITORING = ("docker-compose.yml", MONITORING_FILE)
 DASHBOARD = ROOT / "Grafana/dashboards/channels-stack.json"

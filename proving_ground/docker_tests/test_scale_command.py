@@ -5,7 +5,7 @@ import re
 import subprocess
 import sys
 
-from proving_ground.compose import ROOT
+from proving_ground.stacks.compose import ROOT
 
 
 def test_bench_scale_prints_the_keepalive_table_and_a_rung():
@@ -14,7 +14,8 @@ def test_bench_scale_prints_the_keepalive_table_and_a_rung():
         [
             sys.executable,
             "-m",
-            "proving_ground.scale",
+            "proving_ground",
+            "bench-scale",
             "--no-swarm",
             "--runs",
             "1",

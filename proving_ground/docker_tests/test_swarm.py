@@ -16,18 +16,18 @@ import yaml
 
 from channels_tutorial.config import Settings
 from proving_ground import faults
-from proving_ground.client import (
+from proving_ground.clients import (
     ChatClient,
     one_per_server,
     presence_sockets,
     presence_until,
 )
-from proving_ground.compose import ROOT
-from proving_ground.docker import MONITORING_FILE, docker
 from proving_ground.faults import everyone_hears
-from proving_ground.native import free_port
-from proving_ground.prometheus import Prometheus
-from proving_ground.swarm import HOST, SwarmStack, rolling_update, stored_in_history
+from proving_ground.stacks.compose import ROOT
+from proving_ground.stacks.docker import MONITORING_FILE, docker
+from proving_ground.stacks.native import free_port
+from proving_ground.stacks.prometheus import Prometheus
+from proving_ground.stacks.swarm import HOST, SwarmStack, rolling_update, stored_in_history
 
 ORIGIN = f"https://{HOST}"
 

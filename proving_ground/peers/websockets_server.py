@@ -1,7 +1,7 @@
-"""A peer for `make bench-clients` (proving_ground/bench_clients.py): the websocket-shootout
-protocol on the `websockets` package with no framework, one process on asyncio, as the
-shootout's single-process entries. "echo" comes back to the sender; "broadcast" goes to
-every client, then a "broadcastResult" to the sender.
+"""A peer for `make bench-clients` (proving_ground/experiments/bench_clients.py): the
+websocket-shootout protocol on the `websockets` package with no framework, one process
+on asyncio, as the shootout's single-process entries. "echo" comes back to the sender;
+"broadcast" goes to every client, then a "broadcastResult" to the sender.
 
     python -m proving_ground.peers.websockets_server PORT
 """

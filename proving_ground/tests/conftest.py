@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import websockets
 
-from proving_ground.client import ws_url
-from proving_ground.compose import ROOT
-from proving_ground.native import NativeStack
+from proving_ground.clients import ws_url
+from proving_ground.stacks.compose import ROOT
+from proving_ground.stacks.native import NativeStack
 
 OUTPUT = Path(os.environ.get("TEST_OUTPUT", ROOT / "test-output"))
 

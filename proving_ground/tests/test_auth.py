@@ -9,9 +9,9 @@ import uuid
 import pytest
 import websockets
 
-from proving_ground.client import ws_url
-from proving_ground.native import NativeStack
-from proving_ground.site import SiteUser
+from proving_ground.clients import ws_url
+from proving_ground.clients.site import SiteUser
+from proving_ground.stacks.native import NativeStack
 
 from .test_services import mysql_connection
 

@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from proving_ground import bench, bench_clients, bench_profile
-from proving_ground.compose import ROOT
+from proving_ground.experiments import bench, bench_clients, bench_profile
+from proving_ground.stacks.compose import ROOT
 
 
-def smoke(module: str, out: Path) -> tuple[subprocess.CompletedProcess, Path]:
-    """`python -m proving_ground.<module> --mode smoke`: its output, and the folder it
-    wrote under `out`."""
+def smoke(command: str, out: Path) -> tuple[subprocess.CompletedProcess, Path]:
+    """`python -m proving_ground <command> --mode smoke`, as `make <command>` runs it: its
+    output, and the folder it wrote under `out`."""
     result = subprocess.run(
-        [sys.executable, "-m", f"proving_ground.{module}", "--mode", "smoke", "--out", str(out)],
+        [sys.executable, "-m", "proving_ground", command, "--mode", "smoke", "--out", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -56,7 +56,16 @@ def test_bench_smoke_writes_table_json_and_plots(tmp_path):
 def test_bench_names_the_package_when_wrk_is_missing(tmp_path):
     # Only this Python's own folder on PATH: no wrk.
     result = subprocess.run(
-        [sys.executable, "-m", "proving_ground.bench", "--mode", "smoke", "--out", str(tmp_path)],
+        [
+            sys.executable,
+            "-m",
+            "proving_ground",
+            "bench",
+            "--mode",
+            "smoke",
+            "--out",
+            str(tmp_path),
+        ],
         cwd=ROOT,
         env={"PATH": str(Path(sys.executable).parent)},
         capture_output=True,
@@ -75,8 +84,8 @@ def test_the_keepalive_variant_of_bench_scale_differs_only_in_how_nginx_reaches_
 ):
     # `make bench-scale` compares the shipped template with one upstream-keepalive block;
     # the variant must stay a valid config, otherwise the same.
-    from proving_ground.native import NativeStack, free_port
-    from proving_ground.scale import KeepaliveStack
+    from proving_ground.experiments.scale import KeepaliveStack
+    from proving_ground.stacks.native import NativeStack, free_port
 
     ports = {"http_port": free_port(), "django_port": free_port()}
     status_port = free_port()
@@ -99,7 +108,7 @@ def test_the_keepalive_variant_of_bench_scale_differs_only_in_how_nginx_reaches_
 
 def test_spread_prints_both_sides_per_worker_and_their_broadcast():
     result = subprocess.run(
-        [sys.executable, "-m", "proving_ground.spread", "--sockets", "40", "--receivers", "20"],
+        [sys.executable, "-m", "proving_ground", "spread", "--sockets", "40", "--receivers", "20"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -119,7 +128,7 @@ def test_spread_prints_both_sides_per_worker_and_their_broadcast():
 def test_bench_clients_smoke_serves_every_server_and_reports_each_step(tmp_path):
     # make bench-clients, smoke mode: every server of the table, from one run; the
     # figures themselves come from the command, never from here.
-    result, folder = smoke("bench_clients", tmp_path)
+    result, folder = smoke("bench-clients", tmp_path)
     data = json.loads((folder / "clients.json").read_text())
     servers = {r["server"]: r for r in data["results"]}
     assert list(servers) == [
@@ -157,10 +166,10 @@ def test_bench_clients_smoke_serves_every_server_and_reports_each_step(tmp_path)
 
 
 def bench_clients_refusing(*args: str, **options) -> subprocess.CompletedProcess:
-    """`python -m proving_ground.bench_clients ARGS`, which must refuse to run: exit
+    """`python -m proving_ground bench-clients ARGS`, which must refuse to run: exit
     status 1 and a message, no traceback."""
     result = subprocess.run(
-        [sys.executable, "-m", "proving_ground.bench_clients", *args],
+        [sys.executable, "-m", "proving_ground", "bench-clients", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -189,7 +198,7 @@ def test_bench_clients_names_the_package_when_node_is_missing(tmp_path):
 def test_bench_memory_smoke_puts_each_sockets_bytes_down_to_who_asked(tmp_path):
     # make bench-memory, smoke mode: the breakdown adds up, each socket's server and
     # Channels objects among it.
-    result, folder = smoke("bench_memory", tmp_path)
+    result, folder = smoke("bench-memory", tmp_path)
     layers = json.loads((folder / "memory.json").read_text())
     assert list(layers) == ["core", "fanout"]
     for layer, data in layers.items():
@@ -212,7 +221,7 @@ def test_bench_presence_smoke_counts_redis_commands_on_both_sides(tmp_path):
     # make bench-presence, smoke mode: presence on costs Redis commands per idle socket
     # (its refreshes: ZADD, EXPIRE, ZRANGEBYSCORE), off costs none of those; both sides
     # broadcast.
-    result, folder = smoke("bench_presence", tmp_path)
+    result, folder = smoke("bench-presence", tmp_path)
     on, off = json.loads((folder / "presence.json").read_text())
     assert (on["name"], off["name"]) == ("presence on", "presence off")
     for command in ("zadd", "expire", "zrangebyscore"):
@@ -234,7 +243,7 @@ def test_bench_profile_smoke_samples_the_workers_during_broadcasts(tmp_path):
     # none at all with odds of e**-50, about 2e-22, per window. A sample py-spy read as it
     # changed (bench_profile.UNREADABLE) is chance too: 1 in about 200 seen; a fifth of a
     # window's 50 or more, at even 1 in 100, has odds under 1e-12.
-    result, folder = smoke("bench_profile", tmp_path)
+    result, folder = smoke("bench-profile", tmp_path)
     data = json.loads((folder / "profile.json").read_text())
     latency = data["latency"]
     assert latency["unprofiled"]["p99 ms"] > 0 and latency["profiled"]["p99 ms"] > 0

@@ -4,13 +4,13 @@ real stack. It asserts what the report contains, never how fast anything was."""
 import asyncio
 import json
 
-from proving_ground.bench_fanout import ROUTES, Socket
+from proving_ground.experiments.bench_fanout import ROUTES, Socket
 
 from .test_bench import smoke
 
 
 def test_bench_fanout_smoke_measures_each_layer_on_each_route(tmp_path):
-    result, folder = smoke("bench_fanout", tmp_path)
+    result, folder = smoke("bench-fanout", tmp_path)
     data = json.loads((folder / "fanout.json").read_text())
     rows = {(r["layer"], r["route"]): r for r in data["results"]}
     layers = ("core", "pubsub", "fanout")

@@ -4,7 +4,7 @@ samples make certain."""
 
 from pathlib import Path
 
-from proving_ground.bench_profile import UNREADABLE, Profile, is_known, owner_of, parse
+from proving_ground.experiments.bench_profile import UNREADABLE, Profile, is_known, owner_of, parse
 
 RECORDED = Path(__file__).parent / "data" / "py-spy-worker.txt"
 

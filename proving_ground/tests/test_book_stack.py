@@ -5,9 +5,9 @@ browser's sync API must not share one with asyncio tests."""
 
 import pytest
 
-from proving_ground import book
-from proving_ground.docker import copy_repository
-from proving_ground.native import NativeStack
+from proving_ground.stacks import book
+from proving_ground.stacks.docker import copy_repository
+from proving_ground.stacks.native import NativeStack
 from proving_ground.tests.test_browser import open_window, playwright  # noqa: F401 - fixtures
 
 

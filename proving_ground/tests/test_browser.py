@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from proving_ground.native import NativeStack
+from proving_ground.stacks.native import NativeStack
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Headless on a machine with no network but loopback: nothing phones home.

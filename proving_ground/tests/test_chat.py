@@ -3,7 +3,7 @@
 import json
 import uuid
 
-from proving_ground.client import one_per_worker
+from proving_ground.clients import one_per_worker
 
 from .conftest import open_socket, receive_until
 from .test_services import mysql_connection

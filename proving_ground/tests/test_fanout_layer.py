@@ -15,7 +15,7 @@ import pytest
 import redis
 from channels.exceptions import ChannelFull
 
-from proving_ground.native import free_port, require_binaries
+from proving_ground.stacks.native import free_port, require_binaries
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "Django"))
 from realtime.fanout import FRAME_EVENT, FanoutChannelLayer, Listener  # noqa: E402

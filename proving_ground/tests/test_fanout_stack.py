@@ -15,10 +15,10 @@ import pytest
 import redis
 import websockets
 
-from proving_ground.bench import DAPHNE
-from proving_ground.client import ChatClient, one_per_worker, ws_url
+from proving_ground.clients import ChatClient, one_per_worker, ws_url
+from proving_ground.experiments.bench import DAPHNE
 from proving_ground.faults import clients_on_distinct_workers, mysql_connect, room_offsets
-from proving_ground.native import NativeStack
+from proving_ground.stacks.native import NativeStack
 
 from .conftest import open_socket
 

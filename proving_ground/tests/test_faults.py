@@ -6,8 +6,8 @@ import pytest
 import websockets
 
 from proving_ground import faults
-from proving_ground.client import ChatClient
-from proving_ground.native import NativeStack
+from proving_ground.clients import ChatClient
+from proving_ground.stacks.native import NativeStack
 
 
 # The default layer, and channels-redis's core layer for as long as its fault table is

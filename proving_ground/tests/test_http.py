@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from proving_ground.compose import ROOT
+from proving_ground.stacks.compose import ROOT
 
 
 @pytest.mark.parametrize(

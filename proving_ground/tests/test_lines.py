@@ -1,8 +1,8 @@
 """`make lines`: the parts it counts cover Django/ once each, and the book's stack stays
 within its budget."""
 
-from proving_ground import lines
-from proving_ground.compose import ROOT
+from proving_ground.reports import lines
+from proving_ground.stacks.compose import ROOT
 
 DJANGO = ROOT / "Django"
 

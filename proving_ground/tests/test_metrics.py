@@ -12,8 +12,8 @@ import psutil
 import pytest
 import websockets
 
-from proving_ground.client import ChatClient, describe_refusal, one_per_worker, ws_url
-from proving_ground.prometheus import Scrape, scrape
+from proving_ground.clients import ChatClient, describe_refusal, one_per_worker, ws_url
+from proving_ground.stacks.prometheus import Scrape, scrape
 
 TALK = {"route": "talk"}
 

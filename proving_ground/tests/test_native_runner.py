@@ -10,8 +10,8 @@ import httpx
 import psutil
 import pytest
 
-from proving_ground import compose, native
-from proving_ground.compose import ROOT
+from proving_ground.stacks import compose, native
+from proving_ground.stacks.compose import ROOT
 
 
 def test_a_missing_server_names_the_debian_package(monkeypatch):
@@ -66,7 +66,7 @@ def test_command_line_runner_starts_everything_and_sigterm_leaves_nothing(tmp_pa
     }
     env.pop("DJANGO_SETTINGS_MODULE", None)
     runner = subprocess.Popen(
-        [sys.executable, "-m", "proving_ground.native", "--run-dir", str(run_dir)],
+        [sys.executable, "-m", "proving_ground", "native", "--run-dir", str(run_dir)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

@@ -10,9 +10,9 @@ import uuid
 
 import pytest
 
-from proving_ground.client import presence_socket, presence_sockets, presence_until
-from proving_ground.native import NativeStack
-from proving_ground.site import SiteUser
+from proving_ground.clients import presence_socket, presence_sockets, presence_until
+from proving_ground.clients.site import SiteUser
+from proving_ground.stacks.native import NativeStack
 
 # Seconds; the killed worker's sockets must be gone within it, its refresh (a third) and
 # the notification's half second.

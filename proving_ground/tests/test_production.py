@@ -11,11 +11,11 @@ import pytest
 import redis
 import websockets
 
-from proving_ground import compose
-from proving_ground.client import ChatClient, ws_url
-from proving_ground.compose import COMPOSE_FILE, PROD_FILE, ROOT
-from proving_ground.docker import copy_repository, write_prod_env
-from proving_ground.native import NativeStack
+from proving_ground.clients import ChatClient, ws_url
+from proving_ground.stacks import compose
+from proving_ground.stacks.compose import COMPOSE_FILE, PROD_FILE, ROOT
+from proving_ground.stacks.docker import copy_repository, write_prod_env
+from proving_ground.stacks.native import NativeStack
 
 # As Compose reads the two files; the production env files need not exist for it.
 PROJECT = compose.unescape(compose.compose_config(COMPOSE_FILE, PROD_FILE, env_files=False))

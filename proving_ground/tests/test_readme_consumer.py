@@ -12,11 +12,11 @@ import sys
 import pytest
 import websockets
 
-from proving_ground.client import ws_url
-from proving_ground.compose import ROOT
-from proving_ground.docker import copy_repository
-from proving_ground.native import NativeStack
-from proving_ground.site import SiteUser
+from proving_ground.clients import ws_url
+from proving_ground.clients.site import SiteUser
+from proving_ground.stacks.compose import ROOT
+from proving_ground.stacks.docker import copy_repository
+from proving_ground.stacks.native import NativeStack
 
 SECTION = re.compile(r"^## Write your own consumer\n(.*?)^## ", re.S | re.M)
 TESTING = re.compile(r"^## Testing a consumer\n(.*?)^## ", re.S | re.M)

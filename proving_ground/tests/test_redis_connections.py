@@ -16,7 +16,7 @@ import redis
 from channels_redis.core import RedisChannelLayer
 from pydantic import SecretStr
 
-from proving_ground.native import free_port, require_binaries
+from proving_ground.stacks.native import free_port, require_binaries
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "Django"))
 from channels_tutorial.config import Settings  # noqa: E402

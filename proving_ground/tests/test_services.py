@@ -8,7 +8,7 @@ import MySQLdb
 import redis
 
 from proving_ground import faults
-from proving_ground.compose import ROOT
+from proving_ground.stacks.compose import ROOT
 
 from .conftest import open_socket
 

@@ -12,9 +12,9 @@ no leak.
 
 import asyncio
 
-from proving_ground.compose import ROOT
-from proving_ground.native import NativeStack, entrypoint_serving
-from proving_ground.soak import Result, soak, worker_memory_env
+from proving_ground.experiments.soak import Result, soak, worker_memory_env
+from proving_ground.stacks.compose import ROOT
+from proving_ground.stacks.native import NativeStack, entrypoint_serving
 
 # Growth per session after warm-up, KiB, as the median slope between every two samples
 # (Result.growth_slope_kib), with a full garbage collection before each sample.
@@ -103,7 +103,7 @@ def test_live_memory_stays_flat_under_quick_sessions(tmp_path):
 
 def test_a_leak_of_issue_13s_size_breaks_the_live_bound(tmp_path):
     # The stack's own start-up, then Gunicorn serving the same app wrapped in a leak.
-    command = entrypoint_serving("proving_ground.leaky_app:application")
+    command = entrypoint_serving("proving_ground.experiments.leaky_app:application")
     env = {**ENV, "LEAK_KIB": str(ISSUE_13_LEAK_KIB), "PYTHONPATH": str(ROOT)}
     with reporting_stack(str(tmp_path), env, django_command=command) as stack:
         # Shorter than the flat runs: a leak grows from the first session, and this one is

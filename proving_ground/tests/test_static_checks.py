@@ -13,9 +13,9 @@ import pytest
 import yaml
 from django.urls import resolve
 
-from proving_ground import compose
-from proving_ground.compose import ROOT
-from proving_ground.native import NativeStack, render_template
+from proving_ground.stacks import compose
+from proving_ground.stacks.compose import ROOT
+from proving_ground.stacks.native import NativeStack, render_template
 
 BIN = Path(sys.executable).parent
 SERVICES = compose.load()
@@ -79,7 +79,7 @@ def test_import_contracts_hold():
 @pytest.mark.parametrize(
     ("module", "line"),
     [
-        ("talk/services.py", "import proving_ground.client"),
+        ("talk/services.py", "import proving_ground.clients"),
         ("realtime/layer.py", "import talk.models"),
         ("channels_tutorial/workers.py", "import realtime.metrics"),
         ("metrics/tally.py", "import realtime.metrics"),

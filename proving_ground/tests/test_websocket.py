@@ -10,7 +10,7 @@ import psutil
 import pytest
 import websockets
 
-from proving_ground.client import one_per_worker
+from proving_ground.clients import one_per_worker
 
 from .conftest import open_socket, receive_until, ws_url
 

@@ -13,8 +13,8 @@ import httpx
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from .client import ws_url
-from .compose import ROOT
+from proving_ground.clients import ws_url
+from proving_ground.stacks.compose import ROOT
 
 SECTION = re.compile(r"^## The book's stack alone\n(.*?)^## ", re.S | re.M)
 SHELL_BLOCK = re.compile(r"```sh\n(.*?)```", re.S)

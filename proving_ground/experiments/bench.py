@@ -33,10 +33,15 @@ from pathlib import Path
 import psutil
 import websockets
 
-from .client import ws_url
-from .compose import ROOT
-from .machine import host, packages, servers
-from .native import NativeStack, StackError, entrypoint_serving, require_binaries
+from proving_ground.clients import ws_url
+from proving_ground.reports import machine, write_results
+from proving_ground.stacks.compose import ROOT
+from proving_ground.stacks.native import (
+    NativeStack,
+    StackError,
+    entrypoint_serving,
+    require_binaries,
+)
 
 # Every configuration gets the same flood limit, far above what the load sends.
 # DEBUG is off in every benchmark; the echo socket and /api/ping stay on (DEBUG_ENDPOINTS).
@@ -47,7 +52,7 @@ BENCH_ENV = {
     "PYTHONPATH": str(ROOT),  # for the apps of proving_ground/ that some configurations serve
 }
 # Channels' stock dispatch: a DB-cleanup thread hop before every event (stock_dispatch.py).
-STOCK_DISPATCH = entrypoint_serving("proving_ground.stock_dispatch:application")
+STOCK_DISPATCH = entrypoint_serving("proving_ground.experiments.stock_dispatch:application")
 DAPHNE = [
     "sh",
     "-c",
@@ -485,7 +490,8 @@ def tune(log=print) -> list[Row]:
     def measure(name: str, env: dict, senders: int = 1) -> None:
         # A swapped app shows as its module's name in the notes.
         shown = {
-            k: v if k != "command" else "proving_ground.stock_dispatch" for k, v in env.items()
+            k: v if k != "command" else "proving_ground.experiments.stock_dispatch"
+            for k, v in env.items()
         }
         with start_stack("ours", env=env) as stack:
             if senders == 1:
@@ -618,7 +624,13 @@ def _instructions(operation: str, metrics: str, count: int, redis: dict[str, str
         }
         done = subprocess.run(
             ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
-            + [sys.executable, "-m", "proving_ground.instructions_probe", operation, str(count)],
+            + [
+                sys.executable,
+                "-m",
+                "proving_ground.experiments.instructions_probe",
+                operation,
+                str(count),
+            ],
             cwd=ROOT / "Django",
             env=env,
             capture_output=True,
@@ -671,8 +683,12 @@ def metrics_instructions(log=print) -> dict:
 
 
 def bare_stack() -> NativeStack:
-    """The same Gunicorn settings serving proving_ground/bench_app.py (no Django)."""
-    command = ["sh", "-c", "exec gunicorn --config gunicorn.conf.py proving_ground.bench_app:app"]
+    """The same Gunicorn settings serving proving_ground/experiments/bench_app.py (no Django)."""
+    command = [
+        "sh",
+        "-c",
+        "exec gunicorn --config gunicorn.conf.py proving_ground.experiments.bench_app:app",
+    ]
     env = {**BENCH_ENV, "DEBUG": "0", "PYTHONPATH": str(ROOT)}
     stack = NativeStack(django_env=env, django_command=command)
     stack.start(("mysql", "redis", "django"))
@@ -754,33 +770,6 @@ def _cores(row: Row, key: str) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
-def command_line(doc: str, modes) -> argparse.Namespace:
-    """A benchmark command's arguments: --mode (one of `modes`; quick by default) and
-    --out (where write_results puts its folder)."""
-    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
-    parser.add_argument("--mode", choices=list(modes), default="quick")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
-    return parser.parse_args()
-
-
-def write_results(out: Path, name: str, report: str, data) -> Path:
-    """A new folder under `out`, named by the time, with `name`.md (the report) and
-    `name`.json (the data); the folder."""
-    folder = out / time.strftime("%Y%m%d-%H%M%S")
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{name}.md").write_text(report)
-    (folder / f"{name}.json").write_text(json.dumps(data, indent=2))
-    return folder
-
-
-def publish(out: Path, name: str, report: str, data, started: float) -> Path:
-    """write_results, then the report and where it went, printed; the folder."""
-    folder = write_results(out, name, report, data)
-    print(report)
-    print(f"written to {folder} in {time.monotonic() - started:.0f} s")
-    return folder
-
-
 def format_row(row: Row) -> str:
     notes = _notes(row)
     extra = f"  {notes}" if notes else ""
@@ -790,20 +779,6 @@ def format_row(row: Row) -> str:
         f"  p50 {_ms(row.p50_ms):>7} ms  p99 {_ms(row.p99_ms):>7} ms"
         f"  cores client/nginx/django {cores}{extra}"
     )
-
-
-def machine() -> dict:
-    names = ["django", "channels", "channels-redis", "gunicorn", "uvicorn", "daphne", "redis"]
-    return {**host(), "packages": packages(names), "servers": servers()}
-
-
-def machine_lines(info: dict) -> list[str]:
-    """A report's lines on the machine and the versions it ran (`machine()`)."""
-    return [
-        "Machine: " + ", ".join(f"{k} {v}" for k, v in info.items() if not isinstance(v, dict)),
-        "",
-        "Versions: " + ", ".join(f"{k} {v}" for k, v in info["packages"].items()),
-    ]
 
 
 def relay_share(row: Row) -> tuple[float, float, float] | None:

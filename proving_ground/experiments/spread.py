@@ -21,10 +21,10 @@ import sys
 import time
 import uuid
 
-from . import bench
-from .client import ChatClient
-from .machine import host
-from .native import NativeStack
+from proving_ground.clients import ChatClient
+from proving_ground.experiments import bench
+from proving_ground.reports.machine import host
+from proving_ground.stacks.native import NativeStack
 
 SIDES = {"a socket per worker (shipped)": "1", "one shared socket": "0"}
 BROADCAST_RECEIVERS = 200

@@ -1,6 +1,6 @@
 """What presence costs: `make bench-presence`.
 
-    python -m proving_ground.bench_presence [--mode smoke|quick] [--out DIR]
+    python -m proving_ground bench-presence [--mode smoke|quick] [--out DIR]
 
 The native stack as shipped (two Gunicorn workers) twice, both running at once: presence
 on (the default) and off (REALTIME_PRESENCE=0; nothing else differs). On each in turn,
@@ -32,10 +32,10 @@ from dataclasses import asdict, dataclass, field
 import redis
 import websockets
 
-from . import bench
-from .bench import start_stack
-from .client import ws_url
-from .faults import SHIPPED_LAYER
+from proving_ground import reports
+from proving_ground.clients import ws_url
+from proving_ground.experiments.bench import start_stack
+from proving_ground.faults import SHIPPED_LAYER
 
 MODES = {
     # For the test suite: proves the command end to end.
@@ -191,12 +191,12 @@ def markdown(sides: list[Side], mode: str, settings: dict) -> str:
 
 
 def main() -> int:
-    args = bench.command_line(__doc__, MODES)
+    args = reports.command_line(__doc__, MODES)
     started, settings = time.monotonic(), MODES[args.mode]
     sides = asyncio.run(measure(settings))
     report = markdown(sides, args.mode, settings)
     data = [{**asdict(side), "deliveries": side.deliveries} for side in sides]
-    bench.publish(args.out, "presence", report, data, started)
+    reports.publish(args.out, "presence", report, data, started)
     return 0
 
 

@@ -1,6 +1,6 @@
 """Where the workers' CPU goes during a broadcast: `make bench-profile`.
 
-    python -m proving_ground.bench_profile [--mode smoke|quick] [--out DIR]
+    python -m proving_ground bench-profile [--mode smoke|quick] [--out DIR]
 
 Two native stacks run at once: the stack as shipped, and the same with METRICS=0. py-spy
 samples each Gunicorn worker while the load of `make bench` runs through nginx, and puts
@@ -40,11 +40,12 @@ from pathlib import Path
 
 import websockets
 
-from . import bench
-from .bench import BROADCAST_RATE, start_stack
-from .client import ws_url
-from .compose import ROOT
-from .native import StackError
+from proving_ground import reports
+from proving_ground.clients import ws_url
+from proving_ground.experiments import bench
+from proving_ground.experiments.bench import BROADCAST_RATE, start_stack
+from proving_ground.stacks.compose import ROOT
+from proving_ground.stacks.native import StackError
 
 MODES = {
     # For the test suite: proves the command end to end. Its windows hold 0.05 to 0.1 s of
@@ -340,7 +341,7 @@ def markdown(found: dict, mode: str) -> str:
     lines = [
         f"# Where the workers' CPU goes during a broadcast ({mode})",
         "",
-        *bench.machine_lines(found["machine"]),
+        *reports.machine_lines(found["machine"]),
         "",
         f"## Broadcast to {lat['receivers']} receivers at {lat['rate']} messages a second",
         "",
@@ -400,7 +401,7 @@ def python_speed() -> float:
 
 
 def main() -> int:
-    args = bench.command_line(__doc__, MODES)
+    args = reports.command_line(__doc__, MODES)
     settings = MODES[args.mode]
     try:
         py_spy()
@@ -408,7 +409,7 @@ def main() -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     started = time.monotonic()
-    found = {"machine": {**bench.machine(), "python speed": f"{python_speed():.1f}M additions/s"}}
+    found = {"machine": {**reports.machine(), "python speed": f"{python_speed():.1f}M additions/s"}}
     with contextlib.ExitStack() as running:
         stacks = {
             side: running.enter_context(start_stack("ours", env=env))
@@ -430,7 +431,7 @@ def main() -> int:
         "latency": {k: plain(v) for k, v in found["latency"].items()},
         "metrics": {k: plain(v) for k, v in found["metrics"].items()},
     }
-    bench.publish(args.out, "profile", report, data, started)
+    reports.publish(args.out, "profile", report, data, started)
     return 0
 
 

@@ -19,13 +19,14 @@ import sys
 import time
 import uuid
 
-from . import bench, faults
-from .client import ChatClient, one_per_server
-from .compose import COMPOSE_FILE
-from .docker import DockerStack
-from .machine import host
-from .native import LOCALHOST, NativeStack
-from .swarm import HOST, SwarmStack, rolling_update, stored_in_history
+from proving_ground import faults
+from proving_ground.clients import ChatClient, one_per_server
+from proving_ground.experiments import bench
+from proving_ground.reports.machine import host
+from proving_ground.stacks.compose import COMPOSE_FILE
+from proving_ground.stacks.docker import DockerStack
+from proving_ground.stacks.native import LOCALHOST, NativeStack
+from proving_ground.stacks.swarm import HOST, SwarmStack, rolling_update, stored_in_history
 
 RECEIVERS = 200
 MESSAGES = 50

@@ -49,12 +49,12 @@ import psutil
 import redis
 import websockets
 
-from .client import Account, ChatClient, ws_url
-from .compose import COMPOSE_FILE, PROD_FILE, ROOT
-from .docker import DockerStack, copy_repository, write_prod_env
-from .faults import room_offsets
-from .machine import describe, host, packages
-from .native import NativeStack
+from proving_ground.clients import Account, ChatClient, ws_url
+from proving_ground.faults import room_offsets
+from proving_ground.reports.machine import describe, host, packages
+from proving_ground.stacks.compose import COMPOSE_FILE, PROD_FILE, ROOT
+from proving_ground.stacks.docker import DockerStack, copy_repository, write_prod_env
+from proving_ground.stacks.native import NativeStack
 
 sys.path.insert(0, str(ROOT / "Django"))
 from compat.redis import IdleClosingConnectionPool  # noqa: E402
@@ -70,7 +70,7 @@ PATTERN_ROOMS = {
 # A session that fails this soon after a worker restart began was cut by it.
 RESTART_GRACE_S = 10.0
 # The worker-side memory probe, put on the workers' PYTHONPATH in native runs.
-WORKER_MEMORY = Path(__file__).parent / "worker_memory"
+WORKER_MEMORY = Path(__file__).parent.parent / "worker_memory"
 
 
 def worker_memory_env(

@@ -1,6 +1,6 @@
 """Where an idle WebSocket's worker memory goes: `make bench-memory`.
 
-    python -m proving_ground.bench_memory [--mode smoke|quick] [--out DIR]
+    python -m proving_ground bench-memory [--mode smoke|quick] [--out DIR]
 
 For each channel layer in LAYERS (channels-redis's core layer, CHANNEL_LAYER=core, and the
 stack's own), two runs of the native stack (two Gunicorn workers), each holding idle
@@ -32,10 +32,11 @@ import tracemalloc
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from . import bench
-from .bench import start_stack
-from .compose import ROOT
-from .soak import WORKER_MEMORY
+from proving_ground import reports
+from proving_ground.experiments import bench
+from proving_ground.experiments.bench import start_stack
+from proving_ground.experiments.soak import WORKER_MEMORY
+from proving_ground.stacks.compose import ROOT
 
 # The layers side by side: channels-redis's core layer, then the stack's own (the default).
 LAYERS = ("core", "fanout")
@@ -186,12 +187,12 @@ def section(result: Breakdown) -> list[str]:
 
 
 def main() -> int:
-    args = bench.command_line(__doc__, MODES)
+    args = reports.command_line(__doc__, MODES)
     started = time.monotonic()
     results = [measure(MODES[args.mode]["sockets"], layer) for layer in LAYERS]
     report = markdown(results, args.mode)
     data = {result.layer: asdict(result) for result in results}
-    bench.publish(args.out, "memory", report, data, started)
+    reports.publish(args.out, "memory", report, data, started)
     return 0
 
 

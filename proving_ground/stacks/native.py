@@ -3,8 +3,9 @@ Django through Django/entrypoint.sh (Gunicorn + Uvicorn workers) and nginx.
 
     make native          # nginx on localhost:${HTTP_PORT:-8000}, Django on :${DJANGO_PORT:-8080}
 
-Everything it needs comes from docker-compose.yml (proving_ground/compose.py). Process start-up,
-readiness polling and shutdown are mirakuru's; this module only says what to start.
+Everything it needs comes from docker-compose.yml (proving_ground/stacks/compose.py).
+Process start-up, readiness polling and shutdown are mirakuru's; this module only says
+what to start.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from urllib.parse import urlsplit, urlunsplit
 from mirakuru import HTTPExecutor, TCPExecutor
 from mirakuru.base import ENV_UUID, SimpleExecutor
 
-from . import compose
+from proving_ground.stacks import compose
 
 # Server binaries and the Debian package that provides each.
 BINARIES = {

@@ -1,7 +1,7 @@
 """Drives the Django app in this process, for `make bench-metrics` to count the machine
-instructions of its work under callgrind (proving_ground/bench.py: metrics_instructions).
+instructions of its work under callgrind (experiments/bench.py: metrics_instructions).
 
-    python -m proving_ground.instructions_probe {http,echo,broadcast} COUNT
+    python -m proving_ground.experiments.instructions_probe {http,echo,broadcast} COUNT
 
 Runs COUNT operations through the ASGI app with Django's unit-test settings (SQLite)
 and the stack's channel layer on the Redis at REDIS_URL, after a few to warm up: GET

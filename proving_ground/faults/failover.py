@@ -16,9 +16,9 @@ import statistics
 import sys
 import time
 
-from . import faults
-from .compose import COMPOSE_FILE
-from .docker import DockerStack
+from proving_ground import faults
+from proving_ground.stacks.compose import COMPOSE_FILE
+from proving_ground.stacks.docker import DockerStack
 
 FILES = (COMPOSE_FILE.name, "docker-compose.sentinel.yml")
 # With a password, as production has: Redis, its replica, the Sentinels and Django.

@@ -21,9 +21,9 @@ import uuid
 
 import psutil
 
-from .client import ChatClient
-from .faults import room_offsets
-from .native import NativeStack
+from proving_ground.clients import ChatClient
+from proving_ground.faults import room_offsets
+from proving_ground.stacks.native import NativeStack
 
 RATE = 50
 READERS = 20

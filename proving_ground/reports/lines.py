@@ -1,6 +1,6 @@
 """How big each part of Django/ is: `make lines`.
 
-    python -m proving_ground.lines
+    python -m proving_ground lines
 
 - the book's stack: what chapter 2 builds (settings, ASGI routing, the worker class,
   Gunicorn's hooks, health probes, the status page, the echo socket), counted in a copy
@@ -22,9 +22,9 @@ import tokenize
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import book
-from .compose import ROOT
-from .docker import copy_repository
+from proving_ground.stacks import book
+from proving_ground.stacks.compose import ROOT
+from proving_ground.stacks.docker import copy_repository
 
 SKIPPED = {"tests", "migrations", "__pycache__"}
 BOOK = ("channels_tutorial", "core", "gunicorn.conf.py", "manage.py")

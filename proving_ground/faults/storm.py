@@ -17,9 +17,9 @@ import time
 
 import psutil
 
-from . import faults
-from .client import ChatClient
-from .docker import DockerStack
+from proving_ground import faults
+from proving_ground.clients import ChatClient
+from proving_ground.stacks.docker import DockerStack
 
 ROOMS = 10
 PER_ROOM = 50

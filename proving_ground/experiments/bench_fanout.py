@@ -1,6 +1,6 @@
 """What one broadcast costs a worker that fans it out: `make bench-fanout`.
 
-    python -m proving_ground.bench_fanout [--mode smoke|quick] [--out DIR]
+    python -m proving_ground bench-fanout [--mode smoke|quick] [--out DIR]
 
 One Uvicorn worker (WEB_CONCURRENCY=1), reached on Django's own port (no nginx), holds
 `sockets` WebSockets in one group, from client processes cheap enough that the worker
@@ -31,9 +31,9 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from urllib.parse import urlsplit
 
-from . import bench
-from .bench import cpu_seconds, percentile, start_stack
-from .bench_clients import client_reports
+from proving_ground import reports
+from proving_ground.experiments.bench import cpu_seconds, percentile, start_stack
+from proving_ground.experiments.bench_clients import client_reports
 
 # Every layer CHANNEL_LAYER selects: channels-redis's two and the stack's own.
 LAYERS = ("core", "pubsub", "fanout")
@@ -287,7 +287,7 @@ def markdown(results: list[Result], info: dict, settings: dict, mode: str) -> st
     lines = [
         f"# One worker's fan-out ({mode} mode)",
         "",
-        *bench.machine_lines(info),
+        *reports.machine_lines(info),
         "",
         f"One Uvicorn worker on Django's port, {settings['sockets']} sockets in one group,"
         f" {settings['in_flight']} broadcasts in flight for {settings['seconds']} s; a"
@@ -309,14 +309,14 @@ def markdown(results: list[Result], info: dict, settings: dict, mode: str) -> st
 
 
 def main() -> int:
-    args = bench.command_line(__doc__, MODES)
+    args = reports.command_line(__doc__, MODES)
     settings = MODES[args.mode]
     started = time.monotonic()
-    info = bench.machine()
+    info = reports.machine()
     results = measure(settings)
     report = markdown(results, info, settings, args.mode)
     data = {"machine": info, "settings": settings, "results": [asdict(r) for r in results]}
-    bench.publish(args.out, "fanout", report, data, started)
+    reports.publish(args.out, "fanout", report, data, started)
     return 0
 
 

@@ -27,9 +27,9 @@ import httpx
 import MySQLdb
 import websockets
 
-from .client import Account, ChatClient, chat_steadily, one_per_worker, ws_url
-from .compose import ROOT
-from .native import NativeStack
+from proving_ground.clients import Account, ChatClient, chat_steadily, one_per_worker, ws_url
+from proving_ground.stacks.compose import ROOT
+from proving_ground.stacks.native import NativeStack
 
 sys.path.insert(0, str(ROOT / "Django"))
 from channels_tutorial.config import Settings  # noqa: E402

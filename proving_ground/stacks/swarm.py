@@ -21,9 +21,16 @@ from pathlib import Path
 
 import yaml
 
-from .client import ChatClient, chat_steadily
-from .docker import DockerError, allow_host, copy_repository, docker, require_docker, write_prod_env
-from .native import PublishedURLs, free_port
+from proving_ground.clients import ChatClient, chat_steadily
+from proving_ground.stacks.docker import (
+    DockerError,
+    allow_host,
+    copy_repository,
+    docker,
+    require_docker,
+    write_prod_env,
+)
+from proving_ground.stacks.native import PublishedURLs, free_port
 
 STACK_FILE = "docker-stack.yml"
 PROD_FILES = ["docker-compose.yml", "docker-compose.prod.yml"]

@@ -36,11 +36,11 @@ from pathlib import Path
 import psutil
 import websockets
 
-from . import bench
-from .bench import CLIENT_PROCESSES, percentile, run_client, start_stack
-from .client import ws_url
-from .compose import ROOT
-from .native import NativeStack, StackError, free_port, require_binaries
+from proving_ground import reports
+from proving_ground.clients import ws_url
+from proving_ground.experiments.bench import CLIENT_PROCESSES, percentile, run_client, start_stack
+from proving_ground.stacks.compose import ROOT
+from proving_ground.stacks.native import NativeStack, StackError, free_port, require_binaries
 
 LIMIT_MS = 500  # the shootout's bound: 95% of broadcasts within 500 ms
 LIMIT_PERCENTILE = 95
@@ -486,7 +486,7 @@ def plot(results: list[Result], folder: Path) -> Path:
 
 
 def machine() -> dict:
-    info = bench.machine()
+    info = reports.machine()
     info["packages"]["websockets"] = websockets.__version__
     node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
     info["servers"]["node"] = f"node {node}, ws {_node_ws_version()}"
@@ -533,7 +533,7 @@ def main() -> int:
             results.append(measure(server, settings))
     report = markdown(results, info, args.mode, settings)
     data = {"machine": info, "results": [{**asdict(r), "served": r.served} for r in results]}
-    folder = bench.write_results(args.out, "clients", report, data)
+    folder = reports.write_results(args.out, "clients", report, data)
     plot(results, folder)
     print()
     print(report)

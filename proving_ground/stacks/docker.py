@@ -23,8 +23,8 @@ from pathlib import Path
 
 import psutil
 
-from .compose import COMPOSE_FILE, ROOT
-from .native import LOCALHOST, PublishedURLs, free_port
+from proving_ground.stacks.compose import COMPOSE_FILE, ROOT
+from proving_ground.stacks.native import LOCALHOST, PublishedURLs, free_port
 
 
 class DockerError(RuntimeError):
