@@ -13,15 +13,11 @@ PNG plots.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import concurrent.futures
 import contextlib
 import json
-import math
-import multiprocessing
 import os
 import re
-import resource
 import statistics
 import subprocess
 import sys
@@ -30,54 +26,23 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import psutil
-import websockets
-
-from proving_ground.clients import ws_url
-from proving_ground.reports import machine, write_results
+from proving_ground.clients.load import BROADCAST_RATE, broadcast, wrk, ws_echo
+from proving_ground.experiments.configs import (
+    BENCH_ENV,
+    CONFIGS,
+    STOCK_DISPATCH,
+    bare_stack,
+    start_stack,
+)
+from proving_ground.experiments.measure import idle_memory, median_run, server_cpu
+from proving_ground.reports import machine, median_interval, write_results
 from proving_ground.stacks.compose import ROOT
 from proving_ground.stacks.native import (
     NativeStack,
     StackError,
-    entrypoint_serving,
     require_binaries,
 )
 
-# Every configuration gets the same flood limit, far above what the load sends.
-# DEBUG is off in every benchmark; the echo socket and /api/ping stay on (DEBUG_ENDPOINTS).
-BENCH_ENV = {
-    "WS_RATE_LIMIT": "100000",
-    "WS_RATE_BURST": "100000",
-    "DEBUG_ENDPOINTS": "1",
-    "PYTHONPATH": str(ROOT),  # for the apps of proving_ground/ that some configurations serve
-}
-# Channels' stock dispatch: a DB-cleanup thread hop before every event (stock_dispatch.py).
-STOCK_DISPATCH = entrypoint_serving("proving_ground.experiments.stock_dispatch:application")
-DAPHNE = [
-    "sh",
-    "-c",
-    "python manage.py migrate --noinput && python manage.py collectstatic --noinput -v 0"
-    ' && exec daphne -b 0.0.0.0 -p "$DJANGO_PORT" channels_tutorial.asgi:application',
-]
-CONFIGS = {
-    # Ours: the stack as shipped (docker-compose.yml, Django/.env.django).
-    "ours": {},
-    # The book's: the deprecated uvicorn.workers.UvicornWorker; its chapter shows no
-    # worker count, so Gunicorn's default of 1; and Channels' stock consumer dispatch
-    # (a DB-cleanup thread hop before every event, see realtime.consumers).
-    "book": {
-        "GUNICORN_CMD_ARGS": "--worker-class uvicorn.workers.UvicornWorker --workers 1",
-        "command": STOCK_DISPATCH,
-    },
-    # The book's set-up at our worker count (WEB_CONCURRENCY, as ours), so that ours vs
-    # the book's splits into what the workers buy and what the rest of ours does.
-    "book, our workers": {
-        "GUNICORN_CMD_ARGS": "--worker-class uvicorn.workers.UvicornWorker",
-        "command": STOCK_DISPATCH,
-    },
-    # daphne, Channels' own server, one process.
-    "daphne": {"command": DAPHNE},
-}
 MODES = {
     # For the test suite: proves the command end to end, measures nothing worth quoting.
     # runs: each figure is the median run of this many (two cores shared by client and
@@ -112,8 +77,6 @@ TUNE_VARIANTS = {
 # Ten senders at once overrun the workers: what is dropped depends on the capacity.
 CAPACITY_SENDERS = 10
 CAPACITY_VARIANTS = (100, 1000)
-BROADCAST_RATE = 50  # messages a second from the one sender
-CLIENT_PROCESSES = 2
 
 
 @dataclass
@@ -131,329 +94,19 @@ class Row:
 # -- helpers -------------------------------------------------------------------------------
 
 
-def children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    return (
-        statistics.quantiles(values, n=100, method="inclusive")[q - 1]
-        if len(values) > 1
-        else values[0]
-    )
-
-
-def median_interval(values: list[float], confidence: float = 0.95) -> tuple[float, float]:
-    """A distribution-free interval that holds the median of what `values` sample with at
-    least `confidence`: the k-th smallest and k-th largest value, k the largest rank
-    whose binomial tail stays within (1 - confidence) / 2 (the sign test's interval)."""
-    ordered, n = sorted(values), len(values)
-    tail, k = 0.0, 0
-    while k < n // 2:
-        tail += math.comb(n, k) / 2**n  # P(fewer than k + 1 values below the median)
-        if tail > (1 - confidence) / 2:
-            break
-        k += 1
-    if k == 0:
-        raise ValueError(f"{n} values are too few for a {confidence:.0%} interval")
-    return ordered[k - 1], ordered[n - k]
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """CPU seconds (user and system) used so far by the processes `pids`; one that is
-    gone counts nothing."""
-    total = 0.0
-    for pid in pids:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            times = psutil.Process(pid).cpu_times()
-            total += times.user + times.system
-    return total
-
-
-def server_cpu(stack: NativeStack) -> dict[str, float]:
-    """CPU seconds used so far by nginx's and Gunicorn's (or daphne's) processes."""
-    used = {}
-    for name in ("nginx", "django"):
-        executor = stack.executors.get(name)
-        if executor is None or executor.process is None:
-            continue
-        root = psutil.Process(executor.process.pid)
-        used[name] = cpu_seconds([root.pid, *(c.pid for c in root.children(recursive=True))])
-    return used
-
-
-def median_run(runs: int, stack: NativeStack, measure, *args) -> tuple[tuple, dict]:
-    """Run `measure(*args)` `runs` times; the run with the median rate (its first value),
-    and notes: every run's rate and the cores nginx and Django used in the median run."""
-    results = []
-    for _ in range(runs):
-        before, start = server_cpu(stack), time.monotonic()
-        result = measure(*args)
-        after, wall = server_cpu(stack), time.monotonic() - start
-        cores = {f"{name} cores": round((after[name] - before[name]) / wall, 3) for name in after}
-        results.append((result, cores))
-    results.sort(key=lambda run: run[0][0])
-    result, cores = results[len(results) // 2]
-    return result, {"runs": [round(run[0][0]) for run in results], **cores}
-
-
 # -- HTTP with wrk ---------------------------------------------------------------------------
-
-_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-
-
-def wrk(url: str, seconds: int, connections: int = 50) -> tuple[float, float, float, float]:
-    """(requests/s, p50 ms, p99 ms, client cores) from Debian's wrk."""
-    before, start = children_cpu(), time.monotonic()
-    out = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url],
-        capture_output=True,
-        text=True,
-        timeout=seconds + 30,
-        check=True,
-    ).stdout
-    cores = (children_cpu() - before) / (time.monotonic() - start)
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    latency = {
-        q: float(v) * _UNITS[u] for q, v, u in re.findall(r"\s(50|99)%\s+([\d.]+)(us|ms|s)\b", out)
-    }
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if errors:
-        raise RuntimeError(f"wrk got {errors.group(1)} error responses from {url}")
-    return rate, latency["50"], latency["99"], cores
 
 
 # -- WebSocket clients in several processes ----------------------------------------------
 
 
-async def _echo_client(url: str, origin: str, sockets: int, seconds: float, bare: bool):
-    latencies: list[float] = []
-
-    async def one():
-        async with websockets.connect(url, origin=origin, max_queue=None) as socket:
-            if not bare:
-                await socket.recv()  # Django's echo consumer greets first
-            deadline = time.monotonic() + seconds
-            while time.monotonic() < deadline:
-                start = time.perf_counter()
-                await socket.send('{"type": "echo", "text": "x"}')
-                await socket.recv()
-                latencies.append((time.perf_counter() - start) * 1000)
-
-    await asyncio.gather(*(one() for _ in range(sockets)))
-    return latencies
-
-
-def run_client(coroutine):
-    """Run a load client's event loop on uvloop (installed with uvicorn[standard]): the
-    client then takes less of the CPU it shares with the servers."""
-    import uvloop
-
-    return uvloop.run(coroutine)
-
-
-def _echo_process(args):
-    return run_client(_echo_client(*args))
-
-
-def ws_echo(base: str, origin: str, seconds: int, sockets: int = 20, bare: bool = False):
-    """(round trips/s, p50, p99, client cores) for sockets doing ping-pong."""
-    url = ws_url(base, "/ws/echo/")
-    before, start = children_cpu(), time.monotonic()
-    with multiprocessing.get_context("fork").Pool(CLIENT_PROCESSES) as pool:
-        per_process = sockets // CLIENT_PROCESSES
-        results = pool.map(
-            _echo_process, [(url, origin, per_process, seconds, bare)] * CLIENT_PROCESSES
-        )
-    wall = time.monotonic() - start
-    latencies = [value for result in results for value in result]
-    cores = (children_cpu() - before) / wall
-    return len(latencies) / seconds, percentile(latencies, 50), percentile(latencies, 99), cores
-
-
 # -- group broadcast -------------------------------------------------------------------------
-
-
-async def _receivers(url, origin, count, expected, ready, results):
-    sockets = []
-    workers: dict[int, int] = {}
-    for _ in range(count):
-        socket = await websockets.connect(url, origin=origin, max_queue=None, open_timeout=30)
-        hello = json.loads(await socket.recv())
-        workers[hello["pid"]] = workers.get(hello["pid"], 0) + 1
-        sockets.append(socket)
-    ready.put(workers)
-    latencies: list[float] = []
-    last = [0.0]
-
-    async def listen(socket):
-        got = 0
-        try:
-            while got < expected:
-                async with asyncio.timeout(5):
-                    frame = json.loads(await socket.recv())
-                if frame.get("type") == "broadcast" and frame["text"].startswith("bench:"):
-                    sent = float(frame["text"].split(":", 1)[1])
-                    now = time.time()
-                    latencies.append((now - sent) * 1000)
-                    last[0] = max(last[0], now)
-                    got += 1
-        except TimeoutError:
-            pass
-
-    await asyncio.gather(*(listen(socket) for socket in sockets))
-    for socket in sockets:
-        await socket.close()
-    results.put((latencies, last[0]))
-
-
-def _receiver_process(url, origin, count, expected, ready, results):
-    run_client(_receivers(url, origin, count, expected, ready, results))
-
-
-async def _send(url, origin, messages, rate, expect=None) -> float:
-    """Send `messages` broadcasts at `rate` a second (None: as fast as the socket takes),
-    then wait for `expect` broadcasts (all senders' copies) to come back."""
-    async with websockets.connect(url, origin=origin, max_queue=None) as socket:
-        await socket.recv()
-        first = time.time()
-        for n in range(messages):
-            if rate:
-                await asyncio.sleep(max(0.0, first + n / rate - time.time()))
-            await socket.send(json.dumps({"type": "broadcast", "text": f"bench:{time.time()}"}))
-        # The sender is in the group too: stay until its own copies are back, so no
-        # frame is still queued in its consumer when the socket closes.
-        echoed = 0
-        with contextlib.suppress(TimeoutError):
-            while echoed < (expect or messages):
-                async with asyncio.timeout(10):
-                    frame = json.loads(await socket.recv())
-                echoed += frame.get("type") == "broadcast"
-        return first
-
-
-async def _senders(url, origin, senders, messages, rate) -> float:
-    expect = messages * senders
-    firsts = await asyncio.gather(
-        *(_send(url, origin, messages, rate, expect) for _ in range(senders))
-    )
-    return min(firsts)
-
-
-def broadcast(
-    base: str,
-    origin: str,
-    receivers: int,
-    messages: int,
-    rate: float | None,
-    senders: int = 1,
-):
-    """`senders` senders of `messages` each, `receivers` sockets over CLIENT_PROCESSES
-    processes."""
-    url = ws_url(base, "/ws/echo/")
-    context = multiprocessing.get_context("fork")
-    ready, results = context.Queue(), context.Queue()
-    shares = [
-        receivers // CLIENT_PROCESSES + (i < receivers % CLIENT_PROCESSES)
-        for i in range(CLIENT_PROCESSES)
-    ]
-    processes = [
-        context.Process(
-            target=_receiver_process,
-            args=(url, origin, share, messages * senders, ready, results),
-        )
-        for share in shares
-        if share
-    ]
-    before, start = children_cpu(), time.monotonic()
-    for process in processes:
-        process.start()
-    spread: dict[int, int] = {}
-    for _ in processes:
-        for pid, count in ready.get(timeout=120).items():
-            spread[pid] = spread.get(pid, 0) + count
-    first = run_client(_senders(url, origin, senders, messages, rate))
-    latencies, last = [], first
-    for _ in processes:
-        got, finished = results.get(timeout=120)
-        latencies += got
-        last = max(last, finished)
-    for process in processes:
-        process.join(timeout=30)
-    cores = (children_cpu() - before) / (time.monotonic() - start)
-    delivered = len(latencies)
-    rate = delivered / max(last - first, 1e-6)
-    dropped = receivers * messages * senders - delivered
-    return rate, percentile(latencies, 50), percentile(latencies, 99), cores, dropped, spread
 
 
 # -- memory --------------------------------------------------------------------------------
 
 
-def worker_rss(stack: NativeStack) -> int:
-    master = psutil.Process(stack.executors["django"].process.pid)
-    return sum(child.memory_info().rss for child in master.children())
-
-
-async def _hold_idle(url, origin, count, ready, release):
-    sockets = []
-    try:
-        for _ in range(count):
-            socket = await websockets.connect(url, origin=origin, open_timeout=30)
-            await socket.recv()
-            sockets.append(socket)
-    finally:
-        ready.put(len(sockets))  # what was opened, even if a connect failed
-    await asyncio.get_running_loop().run_in_executor(None, release.wait)
-    for socket in sockets:
-        await socket.close()
-
-
-def idle_memory(stack: NativeStack, count: int, while_open=None) -> float:
-    """KiB of worker RSS per idle WebSocket, at `count` sockets (calling `while_open()`
-    before they close). Straight to Gunicorn: through nginx, 1000 sockets are 2000 nginx
-    connections, past its per-worker limit."""
-    context = multiprocessing.get_context("fork")
-    ready, release = context.Queue(), context.Event()
-    url = ws_url(stack.django_url, "/ws/echo/")
-    shares = [count // CLIENT_PROCESSES] * CLIENT_PROCESSES
-    base = worker_rss(stack)
-    processes = [
-        context.Process(
-            target=lambda n=n: run_client(_hold_idle(url, stack.http_url, n, ready, release))
-        )
-        for n in shares
-    ]
-    for process in processes:
-        process.start()
-    opened = sum(ready.get(timeout=180) for _ in processes)
-    if opened < count:
-        release.set()
-        raise RuntimeError(f"only {opened} of {count} idle WebSockets opened")
-    time.sleep(1)
-    loaded = worker_rss(stack)
-    try:
-        if while_open:
-            while_open()
-    finally:
-        release.set()
-    for process in processes:
-        process.join(timeout=60)
-    return (loaded - base) / opened / 1024
-
-
 # -- running ---------------------------------------------------------------------------------
-
-
-def start_stack(config: str, layer: str = "core", env: dict | None = None) -> NativeStack:
-    """The stack for `config` (with `env` on top), to start with `with`."""
-    settings, env = dict(CONFIGS[config]), dict(env or {})
-    command = env.pop("command", settings.pop("command", None))
-    env = {**BENCH_ENV, **settings, "CHANNEL_LAYER": layer, "DEBUG": "0", **env}
-    return NativeStack(django_env=env, django_command=command)
 
 
 def broadcasts(stack: NativeStack, config: str, layer: str, settings: dict, add) -> None:
@@ -680,19 +333,6 @@ def metrics_instructions(log=print) -> dict:
             f" metrics on, {test['off']:,} off"
         )
     return figures
-
-
-def bare_stack() -> NativeStack:
-    """The same Gunicorn settings serving proving_ground/experiments/bench_app.py (no Django)."""
-    command = [
-        "sh",
-        "-c",
-        "exec gunicorn --config gunicorn.conf.py proving_ground.experiments.bench_app:app",
-    ]
-    env = {**BENCH_ENV, "DEBUG": "0", "PYTHONPATH": str(ROOT)}
-    stack = NativeStack(django_env=env, django_command=command)
-    stack.start(("mysql", "redis", "django"))
-    return stack
 
 
 def run(mode: str, log=print) -> tuple[list[Row], dict]:

@@ -38,7 +38,9 @@ import websockets
 
 from proving_ground import reports
 from proving_ground.clients import ws_url
-from proving_ground.experiments.bench import CLIENT_PROCESSES, percentile, run_client, start_stack
+from proving_ground.clients.load import CLIENT_PROCESSES, run_client
+from proving_ground.experiments.configs import start_stack
+from proving_ground.reports import percentile
 from proving_ground.stacks.compose import ROOT
 from proving_ground.stacks.native import NativeStack, StackError, free_port, require_binaries
 

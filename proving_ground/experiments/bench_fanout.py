@@ -32,8 +32,10 @@ from dataclasses import asdict, dataclass, field
 from urllib.parse import urlsplit
 
 from proving_ground import reports
-from proving_ground.experiments.bench import cpu_seconds, percentile, start_stack
 from proving_ground.experiments.bench_clients import client_reports
+from proving_ground.experiments.configs import start_stack
+from proving_ground.experiments.measure import cpu_seconds
+from proving_ground.reports import percentile
 
 # Every layer CHANNEL_LAYER selects: channels-redis's two and the stack's own.
 LAYERS = ("core", "pubsub", "fanout")

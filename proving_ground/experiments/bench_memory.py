@@ -33,8 +33,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from proving_ground import reports
-from proving_ground.experiments import bench
-from proving_ground.experiments.bench import start_stack
+from proving_ground.experiments.configs import start_stack
+from proving_ground.experiments.measure import idle_memory
 from proving_ground.experiments.soak import WORKER_MEMORY
 from proving_ground.stacks.compose import ROOT
 
@@ -124,15 +124,15 @@ def snapshot(folder: Path, name: str, workers: list[int], timeout: float = 120) 
 
 def measure(sockets: int, layer: str) -> Breakdown:
     with start_stack("ours", layer=layer) as stack:
-        rss = bench.idle_memory(stack, sockets)
+        rss = idle_memory(stack, sockets)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         env = {"PYTHONPATH": str(WORKER_MEMORY), "WORKER_TRACEMALLOC_DIR": tmp}
         with start_stack("ours", layer=layer, env=env) as stack:
             workers = stack.gunicorn_workers()
-            bench.idle_memory(stack, WARM_UP)
+            idle_memory(stack, WARM_UP)
             snapshot(folder, "before", workers)
-            bench.idle_memory(stack, sockets, lambda: snapshot(folder, "open", workers))
+            idle_memory(stack, sockets, lambda: snapshot(folder, "open", workers))
         owners, sites = breakdown(folder, workers, sockets)
     return Breakdown(layer, sockets, rss, sum(owners.values()), owners, sites)
 

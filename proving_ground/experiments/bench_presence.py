@@ -34,7 +34,7 @@ import websockets
 
 from proving_ground import reports
 from proving_ground.clients import ws_url
-from proving_ground.experiments.bench import start_stack
+from proving_ground.experiments.configs import start_stack
 from proving_ground.faults import SHIPPED_LAYER
 
 MODES = {

@@ -41,9 +41,10 @@ from pathlib import Path
 import websockets
 
 from proving_ground import reports
-from proving_ground.clients import ws_url
-from proving_ground.experiments import bench
-from proving_ground.experiments.bench import BROADCAST_RATE, start_stack
+from proving_ground.clients import load, ws_url
+from proving_ground.clients.load import BROADCAST_RATE
+from proving_ground.experiments import measure
+from proving_ground.experiments.configs import start_stack
 from proving_ground.stacks.compose import ROOT
 from proving_ground.stacks.native import StackError
 
@@ -198,14 +199,14 @@ def broadcast(
     profile: Profile | None = None,
     samples_a_second: int = 0,
 ):
-    """bench.broadcast through nginx; bench.broadcast's figures. Its deliveries and the
+    """load.broadcast through nginx; load.broadcast's figures. Its deliveries and the
     Django processes' CPU time are added to `profile` if one is given, and with
     `samples_a_second` the samples of py-spy on each worker too."""
     sampled = profile is not None and samples_a_second
     with spying(stack, profile, samples_a_second) if sampled else contextlib.nullcontext():
-        before = bench.server_cpu(stack)["django"]
-        figures = bench.broadcast(stack.http_url, stack.http_url, receivers, messages, rate)
-        used = bench.server_cpu(stack)["django"] - before
+        before = measure.server_cpu(stack)["django"]
+        figures = load.broadcast(stack.http_url, stack.http_url, receivers, messages, rate)
+        used = measure.server_cpu(stack)["django"] - before
     if profile is not None:
         delivered = receivers * messages - figures[4]
         profile.deliveries += delivered
@@ -227,10 +228,10 @@ async def _handshakes(url: str, origin: str, count: int) -> None:
 def handshakes(stack, count: int) -> float:
     """Milliseconds of the Django processes' CPU per echo socket opened and closed
     through nginx (the receivers of every broadcast above make as many)."""
-    before = bench.server_cpu(stack)["django"]
-    bench.run_client(_handshakes(ws_url(stack.http_url, "/ws/echo/"), stack.http_url, count))
+    before = measure.server_cpu(stack)["django"]
+    load.run_client(_handshakes(ws_url(stack.http_url, "/ws/echo/"), stack.http_url, count))
     time.sleep(0.5)  # the closes handled
-    return (bench.server_cpu(stack)["django"] - before) / count * 1e3
+    return (measure.server_cpu(stack)["django"] - before) / count * 1e3
 
 
 def latency(stack, settings: dict) -> dict:

@@ -20,8 +20,8 @@ import time
 import uuid
 
 from proving_ground import faults
-from proving_ground.clients import ChatClient, one_per_server
-from proving_ground.experiments import bench
+from proving_ground.clients import ChatClient, load, one_per_server
+from proving_ground.experiments import configs, measure
 from proving_ground.reports.machine import host
 from proving_ground.stacks.compose import COMPOSE_FILE
 from proving_ground.stacks.docker import DockerStack
@@ -31,7 +31,7 @@ from proving_ground.stacks.swarm import HOST, SwarmStack, rolling_update, stored
 RECEIVERS = 200
 MESSAGES = 50
 # DEBUG off as in production; the echo socket (the broadcast load) stays on.
-ENV = {"DEBUG": "0", **{k: v for k, v in bench.BENCH_ENV.items() if k != "PYTHONPATH"}}
+ENV = {"DEBUG": "0", **{k: v for k, v in configs.BENCH_ENV.items() if k != "PYTHONPATH"}}
 LADDER = {
     "1 container, 3 workers": ((), 1, {"WEB_CONCURRENCY": "3"}),
     "3 replicas, 1 worker each": ((), 3, {"WEB_CONCURRENCY": "1"}),
@@ -76,9 +76,9 @@ def keepalive(seconds: int, runs: int) -> list[tuple]:
         ("upstream keepalive", KeepaliveStack),
     ):
         with cls(django_env=ENV) as stack:
-            bench.wrk(stack.http_url + "/api/ping", 1)  # warm-up
-            result, notes = bench.median_run(
-                runs, stack, bench.wrk, stack.http_url + "/api/ping", seconds
+            load.wrk(stack.http_url + "/api/ping", 1)  # warm-up
+            result, notes = measure.median_run(
+                runs, stack, load.wrk, stack.http_url + "/api/ping", seconds
             )
         rate, p50, p99, _ = result
         rows.append((name, rate, p50, p99, notes.get("nginx cores"), notes.get("django cores")))
@@ -99,10 +99,10 @@ def rung(name: str, runs: int) -> dict:
     try:
         stack.up("--scale", f"django={replicas}")  # all replicas at once, as users would
         services = [s for s in stack.config()["services"] if re.fullmatch(r"redis(-\d+)?", s)]
-        bench.broadcast(stack.http_url, stack.http_url, 20, 5, None)  # warm-up
+        load.broadcast(stack.http_url, stack.http_url, 20, 5, None)  # warm-up
         before, start = redis_cpu(stack, services), time.monotonic()
         results = sorted(
-            bench.broadcast(stack.http_url, stack.http_url, RECEIVERS, MESSAGES, None)
+            load.broadcast(stack.http_url, stack.http_url, RECEIVERS, MESSAGES, None)
             for _ in range(runs)
         )
         redis_cores = (redis_cpu(stack, services) - before) / (time.monotonic() - start)

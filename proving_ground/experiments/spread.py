@@ -21,8 +21,9 @@ import sys
 import time
 import uuid
 
-from proving_ground.clients import ChatClient
-from proving_ground.experiments import bench
+from proving_ground.clients import ChatClient, load
+from proving_ground.experiments import configs
+from proving_ground.experiments.measure import median_run
 from proving_ground.reports.machine import host
 from proving_ground.stacks.native import NativeStack
 
@@ -49,7 +50,7 @@ def measure(count: int, workers: int, receivers: int) -> tuple[list[dict], list[
     rows, broadcasts = [], []
     for side, reuse_port in SIDES.items():
         env = {"WEB_CONCURRENCY": str(workers), "REUSE_PORT": reuse_port}
-        env |= {"DEBUG": "0", **{k: v for k, v in bench.BENCH_ENV.items() if k != "PYTHONPATH"}}
+        env |= {"DEBUG": "0", **{k: v for k, v in configs.BENCH_ENV.items() if k != "PYTHONPATH"}}
         with NativeStack(django_env=env) as stack:
             pids = stack.gunicorn_workers()
             for at_once in (False, True):
@@ -66,9 +67,7 @@ def measure(count: int, workers: int, receivers: int) -> tuple[list[dict], list[
                 print("row:", json.dumps(rows[-1]), flush=True)
                 time.sleep(1)  # the closed sockets' consumers finish
             url = stack.http_url
-            result, notes = bench.median_run(
-                3, stack, bench.broadcast, url, url, receivers, 50, None
-            )
+            result, notes = median_run(3, stack, load.broadcast, url, url, receivers, 50, None)
             rate, p50, p99, _, dropped, per_worker = result
             broadcasts.append(
                 {

@@ -4,6 +4,8 @@ the machine and versions a figure came from, and the report written for people
 
 import argparse
 import json
+import math
+import statistics
 import time
 from pathlib import Path
 
@@ -50,3 +52,29 @@ def machine_lines(info: dict) -> list[str]:
         "",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in info["packages"].items()),
     ]
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    return (
+        statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+        if len(values) > 1
+        else values[0]
+    )
+
+
+def median_interval(values: list[float], confidence: float = 0.95) -> tuple[float, float]:
+    """A distribution-free interval that holds the median of what `values` sample with at
+    least `confidence`: the k-th smallest and k-th largest value, k the largest rank
+    whose binomial tail stays within (1 - confidence) / 2 (the sign test's interval)."""
+    ordered, n = sorted(values), len(values)
+    tail, k = 0.0, 0
+    while k < n // 2:
+        tail += math.comb(n, k) / 2**n  # P(fewer than k + 1 values below the median)
+        if tail > (1 - confidence) / 2:
+            break
+        k += 1
+    if k == 0:
+        raise ValueError(f"{n} values are too few for a {confidence:.0%} interval")
+    return ordered[k - 1], ordered[n - k]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from proving_ground import reports
 from proving_ground.experiments import bench, bench_clients, bench_profile
 from proving_ground.stacks.compose import ROOT
 
@@ -275,10 +276,10 @@ def test_bench_profile_smoke_samples_the_workers_during_broadcasts(tmp_path):
 
 def test_median_interval_is_the_sign_tests():
     # The 95% sign-test intervals: the 4th and 13th of 16 values, the 2nd and 9th of 10.
-    assert bench.median_interval([float(v) for v in range(16, 0, -1)]) == (4.0, 13.0)
-    assert bench.median_interval(list(range(1, 11))) == (2, 9)
+    assert reports.median_interval([float(v) for v in range(16, 0, -1)]) == (4.0, 13.0)
+    assert reports.median_interval(list(range(1, 11))) == (2, 9)
     with pytest.raises(ValueError, match="too few"):
-        bench.median_interval([1, 2, 3, 4, 5])
+        reports.median_interval([1, 2, 3, 4, 5])
 
 
 def test_the_metrics_cost_line_gives_the_median_its_interval_and_the_verdict():

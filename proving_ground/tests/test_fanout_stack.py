@@ -16,7 +16,7 @@ import redis
 import websockets
 
 from proving_ground.clients import ChatClient, one_per_worker, ws_url
-from proving_ground.experiments.bench import DAPHNE
+from proving_ground.experiments.configs import DAPHNE
 from proving_ground.faults import clients_on_distinct_workers, mysql_connect, room_offsets
 from proving_ground.stacks.native import NativeStack
 
