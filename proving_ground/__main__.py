@@ -3,10 +3,16 @@
     python -m proving_ground COMMAND [options]     # python -m proving_ground: the list
 
 Each command is a module's main(): the stacks (stacks/), the faults and hostile inputs
-(faults/), the measurements (experiments/) and the reports (reports/)."""
+(faults/), the measurements (experiments/) and the reports (reports/). Each parses its
+options with reports.parser and reports through reports/; what a command cannot do (a
+missing program, a bad compose file, an unknown server) it raises, and this prints it as
+"error: ..." and exits 1."""
 
 import importlib
 import sys
+
+from proving_ground.stacks.compose import ComposeError
+from proving_ground.stacks.native import StackError
 
 COMMANDS = {
     "native": "proving_ground.stacks.native",
@@ -45,7 +51,11 @@ def main(argv: list[str]) -> int:
         print(f"proving_ground: no command {command!r}\n{usage()}", file=sys.stderr)
         return 2
     sys.argv = [f"python -m proving_ground {command}", *options]
-    return importlib.import_module(COMMANDS[command]).main()
+    try:
+        return importlib.import_module(COMMANDS[command]).main()
+    except (StackError, ComposeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -12,10 +12,9 @@ PNG plots.
 
 from __future__ import annotations
 
-import argparse
 import concurrent.futures
 import contextlib
-import json
+import functools
 import os
 import re
 import statistics
@@ -26,6 +25,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from proving_ground import reports
 from proving_ground.clients.load import BROADCAST_RATE, broadcast, wrk, ws_echo
 from proving_ground.experiments.configs import (
     BENCH_ENV,
@@ -35,11 +35,10 @@ from proving_ground.experiments.configs import (
     start_stack,
 )
 from proving_ground.experiments.measure import idle_memory, median_run, server_cpu
-from proving_ground.reports import machine, median_interval, write_results
+from proving_ground.reports import median_interval
 from proving_ground.stacks.compose import ROOT
 from proving_ground.stacks.native import (
     NativeStack,
-    StackError,
     require_binaries,
 )
 
@@ -514,32 +513,22 @@ def targets(rows: list[Row], facts: dict) -> list[str]:
 
 
 def markdown(rows: list[Row], facts: dict, info: dict, mode: str) -> str:
-    out = [
-        f"# Benchmark ({mode} mode)",
-        "",
-        "Machine: "
-        + ", ".join(f"{key} {value}" for key, value in info.items() if not isinstance(value, dict)),
-        "",
-        "| config | test | via | rate /s | p50 ms | p99 ms | cores: client | nginx | django"
-        " | notes |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---|",
+    header = ["config", "test", "via", "rate /s", "p50 ms", "p99 ms", "cores: client"]
+    cells = [
+        [row.config, row.test, row.target, f"{row.rate:.0f}", _ms(row.p50_ms), _ms(row.p99_ms)]
+        + [_cores(row, key) for key in ("client", "nginx", "django")]
+        + [_notes(row)]
+        for row in rows
     ]
-    for row in rows:
-        notes = _notes(row)
-        cores = " | ".join(_cores(row, key) for key in ("client", "nginx", "django"))
-        out.append(
-            f"| {row.config} | {row.test} | {row.target} | {row.rate:.0f} | {_ms(row.p50_ms)}"
-            f" | {_ms(row.p99_ms)} | {cores} | {notes} |"
-        )
+    out = [
+        *reports.heading(f"Benchmark ({mode} mode)", info),
+        "",
+        *reports.table([*header, "nginx", "django", "notes"], cells, "lllrrrrrrl"),
+    ]
     goals = targets(rows, facts)
     if goals:
         out += ["", "Targets:", ""] + [f"- {line}" for line in goals]
-    out += [
-        "",
-        "Versions: " + ", ".join(f"{k} {v}" for k, v in info["packages"].items()),
-        "Servers: " + "; ".join(info["servers"].values()),
-        "",
-    ]
+    out += ["", *reports.versions(info, servers=True), ""]
     return "\n".join(out)
 
 
@@ -609,25 +598,17 @@ def tune_plot(rows: list[Row], folder: Path) -> Path:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--mode",
-        choices=[*MODES, "tune", "metrics"],
-        default="quick",
-        help="tune: the sweep the stack's defaults were chosen from (about 8 minutes);"
-        " metrics: what Prometheus metrics cost (about 30 minutes)",
+    parser = reports.parser(__doc__, modes=[*MODES, "tune", "metrics"], out="bench-results")
+    parser.epilog = (
+        "tune: the sweep the stack's defaults were chosen from (about 8 minutes);"
+        " metrics: what Prometheus metrics cost (about 30 minutes)"
     )
-    parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
     args = parser.parse_args()
-    try:
-        require_binaries({"wrk": "wrk"})  # the HTTP load client
-        if args.mode == "metrics":
-            require_binaries({"valgrind": "valgrind"})  # counts instructions
-    except StackError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    info = machine()
-    print("machine:", json.dumps(info))
+    require_binaries({"wrk": "wrk"})  # the HTTP load client
+    if args.mode == "metrics":
+        require_binaries({"valgrind": "valgrind"})  # counts instructions
+    info = reports.machine()
+    reports.show_machine(info)
     started = time.monotonic()
     if args.mode == "tune":
         rows, facts = tune(), {}
@@ -637,14 +618,10 @@ def main() -> int:
         rows, facts = run(args.mode)
     report = markdown(rows, facts, info, args.mode)
     data = {"machine": info, "facts": facts, "rows": [asdict(r) for r in rows]}
-    folder = write_results(args.out, "results", report, data)
-    if args.mode == "tune":
-        tune_plot(rows, folder)
-    elif args.mode != "metrics":
-        plots(rows, folder)
+    plot = {"tune": tune_plot, "metrics": None}.get(args.mode, plots)
+    figures = functools.partial(plot, rows) if plot else None
     print()
-    print(report)
-    print(f"written to {folder} in {time.monotonic() - started:.0f} s")
+    reports.publish(args.out, "results", report, data, started, figures)
     return 0
 
 

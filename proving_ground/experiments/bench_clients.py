@@ -18,9 +18,9 @@ Load goes to 127.0.0.1 only, from client processes of its own; every run is boun
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import multiprocessing
 import random
@@ -405,40 +405,35 @@ def format_step(step: Step) -> str:
 
 def markdown(results: list[Result], info: dict, mode: str, settings: dict) -> str:
     out = [
-        f"# Clients served, websocket-shootout method ({mode} mode)",
-        "",
-        "Machine: "
-        + ", ".join(f"{key} {value}" for key, value in info.items() if not isinstance(value, dict)),
+        *reports.heading(f"Clients served, websocket-shootout method ({mode} mode)", info),
         "",
         f"Steps of {settings['step']} clients up to {settings['max_clients']}; at each,"
         f" {settings['samples']} broadcasts from random clients, {CONCURRENT} in flight, each"
         " timed until every client has it; a step counts while p95 is within"
         f" {LIMIT_MS} ms. Clients in {CLIENT_PROCESSES} processes on the same machine.",
         "",
-        "| server | via | processes | most clients served | of Node ws's | p95 ms there |"
-        " CPU us per delivery | KiB per client | stopped by |",
-        "|---|---|---|---:|---:|---:|---:|---:|---|",
     ]
     node = next((r.served for r in results if r.server == NODE_SERVER), 0)
+    rows = []
     for r in results:
         best = next((s for s in r.steps if s.clients == r.served), None)
+        there = [best.p95_ms, best.cpu_us_per_delivery, best.kib_per_client] if best else [None] * 3
         share = f"{r.served / node:.2f}" if node else "-"
-        out.append(
-            f"| {r.server} | {r.via} | {r.processes} | {r.served} | {share} |"
-            f" {best.p95_ms if best else '-'} | {best.cpu_us_per_delivery if best else '-'} |"
-            f" {best.kib_per_client if best else '-'} | {r.stopped} |"
-        )
+        rows.append([r.server, r.via, r.processes, r.served, share, *there, r.stopped])
+    header = ["server", "via", "processes", "most clients served", "of Node ws's"]
+    header += ["p95 ms there", "CPU us per delivery", "KiB per client", "stopped by"]
+    out += reports.table(header, rows, "lllrrrrrl")
     counts = sorted({s.clients for r in results for s in r.steps})
+    p95s = [{s.clients: s.p95_ms for s in r.steps} for r in results]
+    steps = [
+        [r.server, *(p95.get(c) for c in counts)] for r, p95 in zip(results, p95s, strict=True)
+    ]
     out += [
         "",
         "p95 round trip (ms) at each step:",
         "",
-        "| server | " + " | ".join(str(c) for c in counts) + " |",
-        "|---|" + "---:|" * len(counts),
+        *reports.table(["server", *counts], steps, "l" + "r" * len(counts)),
     ]
-    for r in results:
-        by = {s.clients: s.p95_ms for s in r.steps}
-        out.append(f"| {r.server} | " + " | ".join(str(by.get(c, "-")) for c in counts) + " |")
     out += [
         "",
         "What differs between the sides: the stack's rows go through nginx to Gunicorn's"
@@ -449,8 +444,7 @@ def markdown(results: list[Result], info: dict, mode: str, settings: dict) -> st
         " the broadcast in memory. The sender's result: the peers send one after the"
         " broadcast, the stack's sender gets its own copy.",
         "",
-        "Versions: " + ", ".join(f"{k} {v}" for k, v in info["packages"].items()),
-        "Servers: " + "; ".join(info["servers"].values()),
+        *reports.versions(info, servers=True),
         "",
     ]
     return "\n".join(out)
@@ -501,32 +495,26 @@ def _node_ws_version() -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mode", choices=list(MODES), default="quick")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
+    parser = reports.parser(__doc__, MODES, out="bench-results")
     parser.add_argument(
         "--servers",
         type=lambda text: [key.strip() for key in text.split(",") if key.strip()],
         help="comma-separated keys of the servers to run (default: all), e.g. fanout,node",
     )
     args = parser.parse_args()
-    try:
-        chosen = servers_under_test(args.servers)
-        require_binaries({"node": "nodejs"})
-        if not (NODE_WS / "node_modules" / "ws").is_dir():
-            raise StackError(
-                f"the Node peer's packages are missing: run `npm ci` in {NODE_WS}"
-                " (or `make deps`; npm is the Debian package npm)"
-            )
-    except StackError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    chosen = servers_under_test(args.servers)
+    require_binaries({"node": "nodejs"})
+    if not (NODE_WS / "node_modules" / "ws").is_dir():
+        raise StackError(
+            f"the Node peer's packages are missing: run `npm ci` in {NODE_WS}"
+            " (or `make deps`; npm is the Debian package npm)"
+        )
     # The stack's servers inherit this limit: thousands of sockets need as many files.
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     settings = MODES[args.mode]
     info = machine()
-    print("machine:", json.dumps(info))
+    reports.show_machine(info)
     started = time.monotonic()
     results = []
     for server in chosen:
@@ -535,12 +523,9 @@ def main() -> int:
             results.append(measure(server, settings))
     report = markdown(results, info, args.mode, settings)
     data = {"machine": info, "results": [{**asdict(r), "served": r.served} for r in results]}
-    folder = reports.write_results(args.out, "clients", report, data)
-    plot(results, folder)
     print()
-    print(report)
-    print(ratio_line(results))
-    print(f"written to {folder} in {time.monotonic() - started:.0f} s")
+    figures = functools.partial(plot, results)
+    reports.publish(args.out, "clients", report, data, started, figures, [ratio_line(results)])
     return 0
 
 

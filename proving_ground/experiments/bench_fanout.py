@@ -287,9 +287,9 @@ def format_result(r: Result) -> str:
 
 def markdown(results: list[Result], info: dict, settings: dict, mode: str) -> str:
     lines = [
-        f"# One worker's fan-out ({mode} mode)",
+        *reports.heading(f"One worker's fan-out ({mode} mode)", info),
         "",
-        *reports.machine_lines(info),
+        *reports.versions(info),
         "",
         f"One Uvicorn worker on Django's port, {settings['sockets']} sockets in one group,"
         f" {settings['in_flight']} broadcasts in flight for {settings['seconds']} s; a"
@@ -297,21 +297,19 @@ def markdown(results: list[Result], info: dict, settings: dict, mode: str) -> st
         " the channel layer (CHANNEL_LAYER), and the route (the echo socket's group_send,"
         " or a chat room's message stored in MySQL and sent in order).",
         "",
-        "| layer | route | deliveries/s | p50 ms | p95 ms | worker us/delivery |"
-        " Redis us/delivery | clients us/delivery | worker cores | client cores |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for r in results:
-        lines.append(
-            f"| {r.layer} | {r.route} | {r.deliveries_per_s:.0f} | {r.p50_ms} | {r.p95_ms} |"
-            f" {r.worker_us} | {r.redis_us} | {r.client_us} | {r.worker_cores} |"
-            f" {r.client_cores} |"
-        )
-    return "\n".join(lines) + "\n"
+    header = ["layer", "route", "deliveries/s", "p50 ms", "p95 ms", "worker us/delivery"]
+    header += ["Redis us/delivery", "clients us/delivery", "worker cores", "client cores"]
+    rows = [
+        [r.layer, r.route, f"{r.deliveries_per_s:.0f}", r.p50_ms, r.p95_ms, r.worker_us]
+        + [r.redis_us, r.client_us, r.worker_cores, r.client_cores]
+        for r in results
+    ]
+    return "\n".join(lines + reports.table(header, rows, "ll" + "r" * 8)) + "\n"
 
 
 def main() -> int:
-    args = reports.command_line(__doc__, MODES)
+    args = reports.parser(__doc__, MODES, out="bench-results").parse_args()
     settings = MODES[args.mode]
     started = time.monotonic()
     info = reports.machine()

@@ -151,14 +151,14 @@ def markdown(results: list[Breakdown], mode: str) -> str:
         f"- traced: {base.traced_kib - own.traced_kib:.1f} KiB"
         f" ({base.traced_kib:.1f} to {own.traced_kib:.1f})",
         "",
-        f"| who asked for it | {base.layer} | {own.layer} | taken away |",
-        "|---|---:|---:|---:|",
     ]
+    rows = []
     for owner in dict.fromkeys([*base.owners, *own.owners]):
         before, after = base.owners.get(owner, 0.0), own.owners.get(owner, 0.0)
         if max(abs(before), abs(after)) >= 0.05:
-            lines.append(f"| {owner} | {before:.2f} | {after:.2f} | {before - after:.2f} |")
-    return "\n".join(lines) + "\n"
+            rows.append([owner, f"{before:.2f}", f"{after:.2f}", f"{before - after:.2f}"])
+    header = ["who asked for it", base.layer, own.layer, "taken away"]
+    return "\n".join(lines + reports.table(header, rows, "lrrr")) + "\n"
 
 
 def section(result: Breakdown) -> list[str]:
@@ -167,27 +167,27 @@ def section(result: Breakdown) -> list[str]:
         f"- traced Python allocations per socket: **{result.traced_kib:.1f} KiB**, of which"
         f" the stack's own code (Django/): {result.own_kib:.1f} KiB",
         "",
-        "| who asked for it | KiB per socket | share |",
-        "|---|---:|---:|",
     ]
-    for owner, kib in result.owners.items():
-        if abs(kib) >= 0.05:
-            shown = f"Django/{owner} (the stack's)" if is_stack_code(owner) else owner
-            lines.append(f"| {shown} | {kib:.2f} | {kib / result.traced_kib:.0%} |")
+    owners = [
+        [f"Django/{owner} (the stack's)" if is_stack_code(owner) else owner]
+        + [f"{kib:.2f}", f"{kib / result.traced_kib:.0%}"]
+        for owner, kib in result.owners.items()
+        if abs(kib) >= 0.05
+    ]
+    lines += reports.table(["who asked for it", "KiB per socket", "share"], owners, "lrr")
     lines += [
         "",
         f"Top {TOP_SITES} allocation sites (the innermost package frame; after the arrow,"
         " the innermost frame, where that is the standard library):",
         "",
-        "| site | bytes per socket | blocks per socket |",
-        "|---|---:|---:|",
     ]
-    lines += [f"| `{site}` | {size:.0f} | {count:.1f} |" for site, size, count in result.sites]
+    sites = [[f"`{site}`", f"{size:.0f}", f"{count:.1f}"] for site, size, count in result.sites]
+    lines += reports.table(["site", "bytes per socket", "blocks per socket"], sites, "lrr")
     return lines
 
 
 def main() -> int:
-    args = reports.command_line(__doc__, MODES)
+    args = reports.parser(__doc__, MODES, out="bench-results").parse_args()
     started = time.monotonic()
     results = [measure(MODES[args.mode]["sockets"], layer) for layer in LAYERS]
     report = markdown(results, args.mode)

@@ -167,31 +167,34 @@ def markdown(sides: list[Side], mode: str, settings: dict) -> str:
         " (REALTIME_PRESENCE=0; nothing else differs), both running at once, measured in"
         " turn through nginx.",
         "",
-        f"| | {on.name} | {off.name} |",
-        "|---|---:|---:|",
-        f"| Redis commands per idle socket per minute ({on.sockets} sockets in {ROOMS} rooms,"
-        f" {on.window_s:g} s) | {on.commands_per_socket_minute:.2f}"
-        f" | {off.commands_per_socket_minute:.2f} |",
-        f"| seconds until {on.sockets} sockets joined | {on.join_s:.1f} | {off.join_s:.1f} |",
-        f"| broadcast deliveries/s ({settings['receivers']} receivers, {settings['messages']}"
-        f" messages; median of {len(on.deliveries_per_s)}) | {on.deliveries:.0f}"
-        f" | {off.deliveries:.0f} |",
-        "",
-        "Redis commands per idle socket per minute, by command:",
-        "",
-        f"| command | {on.name} | {off.name} |",
-        "|---|---:|---:|",
     ]
-    for command in sorted(set(on.by_command) | set(off.by_command)):
-        lines.append(
-            f"| {command} | {on.by_command.get(command, 0):.3f}"
-            f" | {off.by_command.get(command, 0):.3f} |"
-        )
+    figures = [
+        [
+            f"Redis commands per idle socket per minute ({on.sockets} sockets in {ROOMS} rooms,"
+            f" {on.window_s:g} s)",
+            f"{on.commands_per_socket_minute:.2f}",
+            f"{off.commands_per_socket_minute:.2f}",
+        ],
+        [f"seconds until {on.sockets} sockets joined", f"{on.join_s:.1f}", f"{off.join_s:.1f}"],
+        [
+            f"broadcast deliveries/s ({settings['receivers']} receivers, {settings['messages']}"
+            f" messages; median of {len(on.deliveries_per_s)})",
+            f"{on.deliveries:.0f}",
+            f"{off.deliveries:.0f}",
+        ],
+    ]
+    lines += reports.table(["", on.name, off.name], figures, "lrr")
+    lines += ["", "Redis commands per idle socket per minute, by command:", ""]
+    commands = [
+        [command, f"{on.by_command.get(command, 0):.3f}", f"{off.by_command.get(command, 0):.3f}"]
+        for command in sorted(set(on.by_command) | set(off.by_command))
+    ]
+    lines += reports.table(["command", on.name, off.name], commands, "lrr")
     return "\n".join(lines) + "\n"
 
 
 def main() -> int:
-    args = reports.command_line(__doc__, MODES)
+    args = reports.parser(__doc__, MODES, out="bench-results").parse_args()
     started, settings = time.monotonic(), MODES[args.mode]
     sides = asyncio.run(measure(settings))
     report = markdown(sides, args.mode, settings)

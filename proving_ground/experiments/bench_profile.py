@@ -299,21 +299,21 @@ def _us(profile: Profile, samples: int) -> str:
 
 
 def owners_table(profile: Profile) -> list[str]:
-    lines = ["| who runs | us per delivery | share |", "|---|---:|---:|"]
-    for owner, samples in profile.owners.most_common():
-        if samples / profile.samples >= 0.005:
-            lines.append(f"| {owner} | {_us(profile, samples)} | {samples / profile.samples:.1%} |")
-    lines.append(f"| **in all** | **{_us(profile, profile.samples)}** | |")
-    return lines
+    rows = [
+        [owner, _us(profile, samples), f"{samples / profile.samples:.1%}"]
+        for owner, samples in profile.owners.most_common()
+        if samples / profile.samples >= 0.005
+    ]
+    lines = reports.table(["who runs", "us per delivery", "share"], rows, "lrr")
+    return lines + [f"| **in all** | **{_us(profile, profile.samples)}** | |"]
 
 
 def functions_table(profile: Profile) -> list[str]:
-    lines = ["| function (self time) | us per delivery | share |", "|---|---:|---:|"]
-    for function, samples in profile.functions.most_common(TOP_FUNCTIONS):
-        lines.append(
-            f"| `{function}` | {_us(profile, samples)} | {samples / profile.samples:.1%} |"
-        )
-    return lines
+    rows = [
+        [f"`{function}`", _us(profile, samples), f"{samples / profile.samples:.1%}"]
+        for function, samples in profile.functions.most_common(TOP_FUNCTIONS)
+    ]
+    return reports.table(["function (self time)", "us per delivery", "share"], rows, "lrr")
 
 
 def difference_table(on: Profile, off: Profile, counter: str) -> list[str]:
@@ -323,16 +323,21 @@ def difference_table(on: Profile, off: Profile, counter: str) -> list[str]:
         set(a) | set(b),
         key=lambda key: -abs(on.us_per_delivery(a[key]) - off.us_per_delivery(b[key])),
     )
-    lines = ["| | metrics on, us per delivery | off | difference |", "|---|---:|---:|---:|"]
+    rows = []
     for key in keys[:TOP_FUNCTIONS]:
         yes, no = on.us_per_delivery(a[key]), off.us_per_delivery(b[key])
         shown = f"`{key}`" if counter == "functions" else key
-        lines.append(f"| {shown} | {yes:.1f} | {no:.1f} | {yes - no:+.1f} |")
+        rows.append([shown, f"{yes:.1f}", f"{no:.1f}", f"{yes - no:+.1f}"])
     yes, no = on.us_per_delivery(on.samples), off.us_per_delivery(off.samples)
-    lines.append(
-        f"| **in all** | **{yes:.1f}** | **{no:.1f}** | **{yes - no:+.1f}** ({yes / no - 1:+.1%}) |"
+    rows.append(
+        [
+            "**in all**",
+            f"**{yes:.1f}**",
+            f"**{no:.1f}**",
+            f"**{yes - no:+.1f}** ({yes / no - 1:+.1%})",
+        ]
     )
-    return lines
+    return reports.table(["", "metrics on, us per delivery", "off", "difference"], rows, "lrrr")
 
 
 def markdown(found: dict, mode: str) -> str:
@@ -340,9 +345,11 @@ def markdown(found: dict, mode: str) -> str:
     profile: Profile = lat["profile"]
     quiet, spied = lat["unprofiled"], lat["profiled"]
     lines = [
-        f"# Where the workers' CPU goes during a broadcast ({mode})",
+        *reports.heading(
+            f"Where the workers' CPU goes during a broadcast ({mode})", found["machine"]
+        ),
         "",
-        *reports.machine_lines(found["machine"]),
+        *reports.versions(found["machine"]),
         "",
         f"## Broadcast to {lat['receivers']} receivers at {lat['rate']} messages a second",
         "",
@@ -402,7 +409,7 @@ def python_speed() -> float:
 
 
 def main() -> int:
-    args = reports.command_line(__doc__, MODES)
+    args = reports.parser(__doc__, MODES, out="bench-results").parse_args()
     settings = MODES[args.mode]
     try:
         py_spy()

@@ -11,7 +11,6 @@ a rolling update while clients chat."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import re
@@ -19,7 +18,7 @@ import sys
 import time
 import uuid
 
-from proving_ground import faults
+from proving_ground import faults, reports
 from proving_ground.clients import ChatClient, load, one_per_server
 from proving_ground.experiments import configs, measure
 from proving_ground.reports.machine import host
@@ -171,20 +170,14 @@ def swarm_rung(replicas: int = 3) -> dict:
         return asyncio.run(measure())
 
 
-def table(header: list[str], rows: list[list]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join("-" if v is None else str(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = reports.parser(__doc__)
     parser.add_argument("--seconds", type=int, default=5, help="per keepalive run")
     parser.add_argument("--runs", type=int, default=3, help="each figure is the median run")
     parser.add_argument("--no-swarm", dest="swarm", action="store_false")
     parser.add_argument("--rungs", nargs="*", default=list(LADDER), choices=list(LADDER))
     args = parser.parse_args()
-    print("machine:", json.dumps(host()))
+    reports.show_machine(host())
     started = time.monotonic()
     ka = keepalive(args.seconds, args.runs)
     print(
@@ -192,10 +185,11 @@ def main() -> int:
         f" median of {args.runs}); the only difference: how nginx reaches Django\n"
     )
     print(
-        table(
+        *reports.table(
             ["nginx to Django", "requests/s", "p50 ms", "p99 ms", "nginx cores", "Django cores"],
             [[n, round(r), round(a, 2), round(b, 2), c, d] for n, r, a, b, c, d in ka],
-        )
+        ),
+        sep="\n",
     )
     rows = []
     for name in args.rungs:
@@ -208,7 +202,7 @@ def main() -> int:
         " the first only as named\n"
     )
     header = ["rung", "deliveries/s", "per worker", "p50 ms", "p99 ms", "Redis cores", "dropped"]
-    print(table(header, [[row[h] for h in header] for row in rows]))
+    print(*reports.table(header, [[row[h] for h in header] for row in rows]), sep="\n")
     for row in rows:
         if "failover" in row:
             print(f"\nSentinel failover (primary killed under {row['rung']}): {row['failover']}")
@@ -218,7 +212,7 @@ def main() -> int:
             " production image): the same processes as 3 replicas, so the same broadcast"
             " figures; what it adds\n"
         )
-        print(table(list(swarm), [list(swarm.values())]))
+        print(*reports.table(list(swarm), [list(swarm.values())]), sep="\n")
     print(f"\nfinished in {time.monotonic() - started:.0f} s")
     return 0
 

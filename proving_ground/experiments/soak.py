@@ -31,9 +31,9 @@ Results: printed, and written to soak-results/<time>/ as soak.md, soak.json and 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
+import functools
 import itertools
 import json
 import random
@@ -49,6 +49,7 @@ import psutil
 import redis
 import websockets
 
+from proving_ground import reports
 from proving_ground.clients import Account, ChatClient, ws_url
 from proving_ground.faults import room_offsets
 from proving_ground.reports.machine import describe, host, packages
@@ -593,18 +594,15 @@ def memory_table(result: Result) -> list[str]:
     warm, end = result.at("warm-up"), result.at("churn")
     if not (warm.memory and end.memory):
         return []
-    lines = [
-        "",
-        "| workers' memory, MiB (after warm-up) | start | end | change | per session |",
-        "|---|---:|---:|---:|---:|",
-    ]
+    rows = []
     for kind, what in MEMORY_KINDS.items():
         start, stop = warm.memory_mib(kind), end.memory_mib(kind)
         per = result.memory_growth_per_session_kib(kind)
-        lines.append(
-            f"| {what} | {start:.1f} | {stop:.1f} | {stop - start:+.1f} | {per:+.3f} KiB |"
+        rows.append(
+            [what, f"{start:.1f}", f"{stop:.1f}", f"{stop - start:+.1f}", f"{per:+.3f} KiB"]
         )
-    return lines
+    header = ["workers' memory, MiB (after warm-up)", "start", "end", "change", "per session"]
+    return ["", *reports.table(header, rows, "lrrrr")]
 
 
 def markdown(result: Result) -> str:
@@ -614,28 +612,28 @@ def markdown(result: Result) -> str:
         f" {result.idle} idle sockets; warm-up {result.warmup_s:g} s, then"
         f" {result.duration_s:g} s measured.",
         "",
-        "| t s | phase | workers' RSS MiB | fds | Redis clients | MySQL threads |"
-        " sessions | errors |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for s in result.samples:
-        lines.append(
-            f"| {s.t:.0f} | {s.phase} | {s.total_rss:.1f} | {s.total_fds} |"
-            f" {s.redis_clients} | {s.mysql_threads} | {s.sessions} | {s.errors} |"
-        )
+    header = ["t s", "phase", "workers' RSS MiB", "fds", "Redis clients", "MySQL threads"]
+    samples = [
+        [f"{s.t:.0f}", s.phase, f"{s.total_rss:.1f}", s.total_fds, s.redis_clients]
+        + [s.mysql_threads, s.sessions, s.errors]
+        for s in result.samples
+    ]
+    lines += reports.table([*header, "sessions", "errors"], samples, "rlrrrrrr")
     base, warm, end, after = (result.at(p) for p in ("baseline", "warm-up", "churn", "after"))
+    rss = f"{end.total_rss - warm.total_rss:+.1f} ({result.rss_growth_pct():+.2f}%)"
+    growth = [
+        ["workers' RSS MiB", f"{warm.total_rss:.1f}", f"{end.total_rss:.1f}", rss],
+        ["open fds (baseline, after the churn)", base.total_fds, after.total_fds]
+        + [f"{after.total_fds - base.total_fds:+d}"],
+        ["Redis clients (baseline, after)", base.redis_clients, after.redis_clients]
+        + [f"{after.redis_clients - base.redis_clients:+d}"],
+        ["MySQL threads (baseline, after)", base.mysql_threads, after.mysql_threads]
+        + [f"{after.mysql_threads - base.mysql_threads:+d}"],
+    ]
     lines += [
         "",
-        "| growth after warm-up | start | end | change |",
-        "|---|---:|---:|---:|",
-        f"| workers' RSS MiB | {warm.total_rss:.1f} | {end.total_rss:.1f} |"
-        f" {end.total_rss - warm.total_rss:+.1f} ({result.rss_growth_pct():+.2f}%) |",
-        f"| open fds (baseline, after the churn) | {base.total_fds} | {after.total_fds} |"
-        f" {after.total_fds - base.total_fds:+d} |",
-        f"| Redis clients (baseline, after) | {base.redis_clients} | {after.redis_clients} |"
-        f" {after.redis_clients - base.redis_clients:+d} |",
-        f"| MySQL threads (baseline, after) | {base.mysql_threads} | {after.mysql_threads} |"
-        f" {after.mysql_threads - base.mysql_threads:+d} |",
+        *reports.table(["growth after warm-up", "start", "end", "change"], growth, "lrrr"),
         *memory_table(result),
         "",
         f"Sessions after warm-up: {result.sessions_after_warmup} (chat {result.chat_sessions},"
@@ -656,7 +654,7 @@ def markdown(result: Result) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(result: Result, path: Path) -> None:
+def plot(result: Result, folder: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -680,12 +678,12 @@ def plot(result: Result, path: Path) -> None:
     )
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    fig.savefig(folder / "soak.png", dpi=90)
     plt.close(fig)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = reports.parser(__doc__, out="soak-results")
     parser.add_argument("--duration", type=float, default=600, help="seconds after warm-up")
     parser.add_argument("--warmup", type=float, default=60)
     parser.add_argument("--interval", type=float, default=30)
@@ -700,13 +698,13 @@ def main() -> int:
         default=0.0,
         help="seconds between worker restarts (SIGTERM; sessions pattern only); 0: none",
     )
-    parser.add_argument("--out", type=Path, default=ROOT / "soak-results")
     args = parser.parse_args()
     print(
         f"soak: {args.pattern} pattern, {args.settings} settings, {args.target};"
         " starting the stack ...",
         flush=True,
     )
+    started = time.monotonic()
     with running_stack(args.settings, args.target) as stack:
         result = asyncio.run(
             soak(
@@ -723,15 +721,11 @@ def main() -> int:
                 restart_every=args.restart_every,
             )
         )
-    folder = args.out / time.strftime("%Y%m%d-%H%M%S")
-    folder.mkdir(parents=True, exist_ok=True)
     report = f"Machine: {describe({**host(), 'packages': packages()})}\n\n" + markdown(result)
-    (folder / "soak.md").write_text(report)
-    (folder / "soak.json").write_text(json.dumps(asdict(result), indent=2))
-    plot(result, folder / "soak.png")
     print()
-    print(report)
-    print(f"written to {folder}")
+    reports.publish(
+        args.out, "soak", report, asdict(result), started, functools.partial(plot, result)
+    )
     return 0 if all(ok for _, ok in result.targets()) else 1
 
 

@@ -12,7 +12,6 @@ sent as fast as one sender can, median of 3 runs) to show what else the choice m
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import collections
 import json
@@ -21,6 +20,7 @@ import sys
 import time
 import uuid
 
+from proving_ground import reports
 from proving_ground.clients import ChatClient, load
 from proving_ground.experiments import configs
 from proving_ground.experiments.measure import median_run
@@ -86,21 +86,18 @@ def measure(count: int, workers: int, receivers: int) -> tuple[list[dict], list[
 
 
 def print_table(rows: list[dict]) -> None:
-    header = list(rows[0])
-    print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
-    for row in rows:
-        print("| " + " | ".join(row[h] for h in header) + " |")
+    print(*reports.table(list(rows[0]), [list(row.values()) for row in rows]), sep="\n")
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = reports.parser(__doc__)
     parser.add_argument("--sockets", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--receivers", type=int, default=BROADCAST_RECEIVERS)
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, args.sockets + 1000)), hard))
-    print("machine:", json.dumps(host()))
+    reports.show_machine(host())
     rows, broadcasts = measure(args.sockets, args.workers, args.receivers)
     print(
         f"\n{args.sockets} chat sockets through nginx to {args.workers} Uvicorn workers"

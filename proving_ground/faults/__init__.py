@@ -9,7 +9,6 @@ whole-stack tests (proving_ground/tests/test_faults.py, test_hostile.py) run the
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import collections
 import contextvars
@@ -27,6 +26,7 @@ import httpx
 import MySQLdb
 import websockets
 
+from proving_ground import reports
 from proving_ground.clients import Account, ChatClient, chat_steadily, one_per_worker, ws_url
 from proving_ground.stacks.compose import ROOT
 from proving_ground.stacks.native import NativeStack
@@ -789,13 +789,7 @@ def table(outcomes: list[Outcome]) -> str:
         counts += (a.gaps, a.duplicates, a.out_of_order)
         resumes = f"{a.recovered}/{a.not_recovered}"
         rows.append((o.kind, o.name, result, recovery, *map(str, counts), resumes, o.detail))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
-    lines = [
-        "  ".join(cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True))
-        + "  "
-        + row[-1]
-        for row in rows
-    ]
+    lines = reports.columns(rows, last_free=True)
     faults = [o for o in outcomes if o.kind == "fault" and o.applies]
     hostile = [o for o in outcomes if o.kind == "hostile" and o.applies]
     sent = sum(len(o.acknowledged) for o in outcomes)
@@ -833,7 +827,7 @@ async def run_all(env: dict | None = None) -> list[Outcome]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = reports.parser(__doc__)
     parser.add_argument(
         "--layer",
         choices=("core", "pubsub", "fanout"),

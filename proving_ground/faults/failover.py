@@ -10,13 +10,12 @@ refused meanwhile. Exits 1 if any run failed or took RECOVERY_BOUND_S or longer.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import statistics
 import sys
 import time
 
-from proving_ground import faults
+from proving_ground import faults, reports
 from proving_ground.stacks.compose import COMPOSE_FILE
 from proving_ground.stacks.docker import DockerStack
 
@@ -47,7 +46,7 @@ def one_run() -> tuple[faults.Outcome, str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = reports.parser(__doc__)
     parser.add_argument("--runs", type=int, default=10)
     args = parser.parse_args()
     started, outcomes = time.monotonic(), []

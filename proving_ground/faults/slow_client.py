@@ -12,7 +12,6 @@ meanwhile, and then the stalled client's account once it reads again and resumes
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import statistics
 import sys
@@ -21,6 +20,7 @@ import uuid
 
 import psutil
 
+from proving_ground import reports
 from proving_ground.clients import ChatClient
 from proving_ground.faults import room_offsets
 from proving_ground.stacks.native import NativeStack
@@ -153,7 +153,7 @@ def report(figures: dict) -> str:
 
 
 def main() -> int:
-    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
+    reports.parser(__doc__).parse_args()
     env = {"WEB_CONCURRENCY": "1", "WS_RATE_LIMIT": str(RATE * 2), "WS_RATE_BURST": str(RATE)}
     with NativeStack(django_env=env) as stack:
         figures = asyncio.run(measure(stack))

@@ -10,14 +10,13 @@ resumed, and MySQL's CPU meanwhile.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import sys
 import time
 
 import psutil
 
-from proving_ground import faults
+from proving_ground import faults, reports
 from proving_ground.clients import ChatClient
 from proving_ground.stacks.docker import DockerStack
 
@@ -70,7 +69,7 @@ async def reconnect_storm(stack: DockerStack, outcome: faults.Outcome) -> None:
 
 
 def main() -> int:
-    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
+    reports.parser(__doc__).parse_args()
     with DockerStack() as stack:
         outcome = asyncio.run(faults.run(reconnect_storm, stack, "fault"))
     print(faults.table([outcome]))

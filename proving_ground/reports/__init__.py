@@ -1,6 +1,7 @@
-"""How the experiments report, one way for all: a command's arguments (--mode, --out),
-the machine and versions a figure came from, and the report written for people
-(Markdown) and for data (JSON) in a folder of its own under --out, then printed."""
+"""How the proving ground's commands report, one way for all: a command's arguments
+(parser: --mode, --out), the machine and versions a figure
+came from, tables (Markdown, or aligned text for a terminal), and the report written for
+people (Markdown) and for data (JSON) in a folder of its own under --out, then printed."""
 
 import argparse
 import json
@@ -13,13 +14,17 @@ from proving_ground.reports.machine import host, packages, servers
 from proving_ground.stacks.compose import ROOT
 
 
-def command_line(doc: str, modes) -> argparse.Namespace:
-    """A benchmark command's arguments: --mode (one of `modes`; quick by default) and
-    --out (where write_results puts its folder)."""
-    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
-    parser.add_argument("--mode", choices=list(modes), default="quick")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
-    return parser.parse_args()
+def parser(doc: str, modes=None, out: str | None = None) -> argparse.ArgumentParser:
+    """A command's arguments, described by its docstring's first paragraph: --mode (one of
+    `modes`, quick by default) when it has modes, --out (a folder under the project
+    root) when it writes results. The command adds its own."""
+    first_paragraph = doc.strip().split("\n\n")[0]
+    parser = argparse.ArgumentParser(description=" ".join(first_paragraph.split()))
+    if modes is not None:
+        parser.add_argument("--mode", choices=list(modes), default="quick")
+    if out is not None:
+        parser.add_argument("--out", type=Path, default=ROOT / out)
+    return parser
 
 
 def write_results(out: Path, name: str, report: str, data) -> Path:
@@ -32,12 +37,59 @@ def write_results(out: Path, name: str, report: str, data) -> Path:
     return folder
 
 
-def publish(out: Path, name: str, report: str, data, started: float) -> Path:
-    """write_results, then the report and where it went, printed; the folder."""
+def publish(out: Path, name: str, report: str, data, started: float, plot=None, footer=()) -> Path:
+    """write_results and `plot(folder)`, then the report, the `footer` lines and where
+    it went, printed; the folder."""
     folder = write_results(out, name, report, data)
+    if plot is not None:
+        plot(folder)
     print(report)
+    for line in footer:
+        print(line)
     print(f"written to {folder} in {time.monotonic() - started:.0f} s")
     return folder
+
+
+# -- rendering ------------------------------------------------------------------------
+
+
+def table(header: list[str], rows, align: str = "") -> list[str]:
+    """A Markdown table's lines: `align` has a letter per column, "l" or "r" (missing
+    letters: "l"); a cell of None shows as "-"."""
+    rules = ["---:" if a == "r" else "---" for a in align.ljust(len(header), "l")]
+    head = _row(header).replace("|  |", "| |")  # a header's empty cell, as people write it
+    lines = [head, "|" + "|".join(rules) + "|"]
+    return lines + [_row(row) for row in rows]
+
+
+def _row(cells) -> str:
+    return "| " + " | ".join("-" if cell is None else str(cell) for cell in cells) + " |"
+
+
+def columns(rows: list[list[str]], align: str = "", last_free: bool = False) -> list[str]:
+    """Plain-text lines of `rows` (the first: the header) in aligned columns, two spaces
+    apart: `align` as in table(); `last_free`: the last column unpadded (free text)."""
+    fixed = [row[:-1] for row in rows] if last_free else rows
+    widths = [max(len(row[i]) for row in fixed) for i in range(len(fixed[0]))]
+    align = align.ljust(len(widths), "l")
+    lines = []
+    for row, cells in zip(rows, fixed, strict=True):
+        padded = [
+            cell.rjust(width) if a == "r" else cell.ljust(width)
+            for cell, width, a in zip(cells, widths, align, strict=False)
+        ]
+        lines.append("  ".join(padded + ([row[-1]] if last_free else [])))
+    return lines
+
+
+def heading(title: str, info: dict) -> list[str]:
+    """A report's first lines: its title and the machine it ran on (`machine()`)."""
+    return [f"# {title}", "", machine_lines(info)[0]]
+
+
+def show_machine(info: dict) -> None:
+    """The machine a run is on, printed before it starts (a long run's log says it first)."""
+    print("machine:", json.dumps(info))
 
 
 def machine() -> dict:
@@ -50,8 +102,15 @@ def machine_lines(info: dict) -> list[str]:
     return [
         "Machine: " + ", ".join(f"{k} {v}" for k, v in info.items() if not isinstance(v, dict)),
         "",
-        "Versions: " + ", ".join(f"{k} {v}" for k, v in info["packages"].items()),
+        *versions(info),
     ]
+
+
+def versions(info: dict, servers: bool = False) -> list[str]:
+    """The versions of the packages a run used (`machine()`); with `servers`, of the
+    servers too."""
+    lines = ["Versions: " + ", ".join(f"{k} {v}" for k, v in info["packages"].items())]
+    return lines + (["Servers: " + "; ".join(info["servers"].values())] if servers else [])
 
 
 def percentile(values: list[float], q: float) -> float | None:

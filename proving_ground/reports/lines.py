@@ -22,6 +22,7 @@ import tokenize
 from dataclasses import dataclass
 from pathlib import Path
 
+from proving_ground import reports
 from proving_ground.stacks import book
 from proving_ground.stacks.compose import ROOT
 from proving_ground.stacks.docker import copy_repository
@@ -111,13 +112,7 @@ def render(counted: list[Part]) -> str:
     for part in counted:
         names = " ".join(p if p.endswith(".py") else f"{p}/" for p in part.paths)
         rows.append((part.name, names, str(part.lines), str(part.code_lines)))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    out = [
-        "  ".join(
-            cell.rjust(widths[i]) if i >= 2 else cell.ljust(widths[i]) for i, cell in enumerate(row)
-        )
-        for row in rows
-    ]
+    out = reports.columns(rows, "llrr")
     book_lines = counted[0].lines
     out.append(
         f"\nThe book's stack: {book_lines} lines, "
@@ -127,6 +122,7 @@ def render(counted: list[Part]) -> str:
 
 
 def main() -> int:
+    reports.parser(__doc__).parse_args()
     counted = parts()
     print(render(counted))
     return 0 if counted[0].lines < BOOK_BUDGET else 1

@@ -10,7 +10,6 @@ what to start.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import pwd
@@ -31,6 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 from mirakuru import HTTPExecutor, TCPExecutor
 from mirakuru.base import ENV_UUID, SimpleExecutor
 
+from proving_ground import reports
 from proving_ground.stacks import compose
 
 # Server binaries and the Debian package that provides each.
@@ -495,7 +495,7 @@ class NativeStack(PublishedURLs):
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description="Run the stack natively (no Docker).")
+    parser = reports.parser(__doc__)
     parser.add_argument(
         "--run-dir", type=Path, help="keep all state here (default: a temp dir, removed on exit)"
     )
@@ -518,13 +518,9 @@ def main() -> int:
     signal.signal(signal.SIGTERM, terminate)
     if args.run_dir:
         args.run_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        stack = NativeStack(
-            run_dir=args.run_dir, http_port=http_port, django_port=django_port, compose_files=files
-        )
-    except compose.ComposeError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    stack = NativeStack(
+        run_dir=args.run_dir, http_port=http_port, django_port=django_port, compose_files=files
+    )
     print(
         f"starting MariaDB, Redis, Django and nginx (state and logs in {stack.run_dir}) ...",
         flush=True,
@@ -546,9 +542,6 @@ def main() -> int:
     except KeyboardInterrupt:
         print("stopping ...", flush=True)
         return 0
-    except (StackError, compose.ComposeError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
     finally:
         stack.stop()
 

@@ -11,9 +11,8 @@ import websockets
 
 from proving_ground.clients import ws_url
 from proving_ground.clients.site import SiteUser
+from proving_ground.faults import mysql_connect
 from proving_ground.stacks.native import NativeStack
-
-from .test_services import mysql_connection
 
 
 def unique(prefix: str) -> str:
@@ -57,7 +56,7 @@ async def say(socket, frame: dict) -> dict:
 
 def stored(stack, room: str) -> list[tuple]:
     """(nickname, guest, author's user name) of the room's messages in MySQL."""
-    connection = mysql_connection(stack)
+    connection = mysql_connect(stack)
     try:
         cursor = connection.cursor()
         cursor.execute(
@@ -110,7 +109,7 @@ async def test_a_private_room_admits_its_members_only(stack):
     room = unique("staff")
     member = SiteUser(stack.http_url).sign_up(unique("ann"))
     outsider = SiteUser(stack.http_url).sign_up(unique("bob"))
-    connection = mysql_connection(stack)  # as an admin would, in /admin/
+    connection = mysql_connect(stack)  # as an admin would, in /admin/
     try:
         cursor = connection.cursor()
         cursor.execute(

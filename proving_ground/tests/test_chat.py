@@ -4,9 +4,9 @@ import json
 import uuid
 
 from proving_ground.clients import one_per_worker
+from proving_ground.faults import mysql_connect
 
 from .conftest import open_socket, receive_until
-from .test_services import mysql_connection
 
 
 async def join_on_distinct_workers(stack, path: str) -> list:
@@ -42,7 +42,7 @@ async def test_two_workers_chat_store_in_mysql_and_replay_as_history(stack):
         await ann.close()
         await bob.close()
 
-    connection = mysql_connection(stack)
+    connection = mysql_connect(stack)
     try:
         cursor = connection.cursor()
         cursor.execute(

@@ -4,7 +4,6 @@ import subprocess
 import sys
 
 import httpx
-import MySQLdb
 import redis
 
 from proving_ground import faults
@@ -60,19 +59,8 @@ def test_the_books_shell_check(stack):
     assert "{'type': 'hello'}" in result.stdout
 
 
-def mysql_connection(stack):
-    env = stack.django_env()
-    return MySQLdb.connect(
-        host="127.0.0.1",
-        port=stack.mysql_port,
-        user=env["MYSQL_USER"],
-        password=env["MYSQL_PASSWORD"],
-        database=env["MYSQL_DATABASE"],
-    )
-
-
 def test_database_is_utf8mb4_from_my_cnf_with_migrations_applied(stack):
-    connection = mysql_connection(stack)
+    connection = faults.mysql_connect(stack)
     try:
         cursor = connection.cursor()
         cursor.execute("SELECT @@character_set_database, @@collation_database")
@@ -112,7 +100,7 @@ def test_replicas_migrate_one_at_a_time_under_a_mysql_lock(stack):
     # clear error; once the lock is free it migrates (entrypoint.sh runs it).
     from core.management.commands.migrate_locked import LOCK_NAME
 
-    other = mysql_connection(stack)
+    other = faults.mysql_connect(stack)
     try:
         cursor = other.cursor()
         cursor.execute("SELECT GET_LOCK(%s, 0)", [LOCK_NAME])
