@@ -12,7 +12,7 @@ umask 077
 
 for example in Django/.env.django.prod.example MySQL/.env.mysql.prod.example \
   Redis/.redis.env.prod.example MySQL/.env.mysqld-exporter.prod.example \
-  Grafana/.env.grafana.prod.example; do
+  Grafana/.env.grafana.prod.example certbot/.env.certbot.prod.example; do
   target=${example%.example}
   if [ -e "$target" ]; then
     echo "kept $target (exists)"

@@ -143,6 +143,10 @@ class Settings(BaseSettings):
 
     static_root: Path
 
+    # The domain nginx serves HTTPS for (docker-compose.tls.yml, certbot/.env.certbot.prod):
+    # it joins ALLOWED_HOSTS, and https://TLS_DOMAIN joins CSRF_TRUSTED_ORIGINS.
+    tls_domain: str = ""
+
     # Production only (behind a TLS-terminating proxy, see docs/production.md).
     secure_ssl_redirect: bool = True
     secure_hsts_seconds: int = Field(default=60, ge=0)
@@ -178,6 +182,15 @@ class Settings(BaseSettings):
             if not host or not port.isdigit():
                 raise ValueError(f"{address!r}: each Sentinel must be host:port")
         return value
+
+    @model_validator(mode="after")
+    def _tls_domain_is_served(self) -> "Settings":
+        if self.tls_domain and self.tls_domain not in self.allowed_hosts:
+            self.allowed_hosts.append(self.tls_domain)
+        origin = f"https://{self.tls_domain}"
+        if self.tls_domain and origin not in self.csrf_trusted_origins:
+            self.csrf_trusted_origins.append(origin)
+        return self
 
     @model_validator(mode="after")
     def _debug_endpoints_follow_debug(self) -> "Settings":

@@ -5,6 +5,7 @@ install: these tests never skip."""
 import pytest
 
 from proving_ground.stacks.docker import DockerStack
+from proving_ground.stacks.tls import TlsStack
 
 
 @pytest.fixture(scope="session")
@@ -12,4 +13,13 @@ def stack():
     """The development stack (docker-compose.yml) from a copy of the repository, owned by
     whoever runs the tests (root in CI: not uid 1000, the image's default user)."""
     with DockerStack() as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def tls_stack():
+    """The production stack with HTTPS (docker-compose.tls.yml), its certbot at Pebble,
+    once certbot's first certificate is served."""
+    with TlsStack() as running:
+        running.wait_for_certificate()
         yield running

@@ -35,6 +35,18 @@ def test_lists_are_comma_separated(environ):
     assert Settings().allowed_hosts == ["example.com", "www.example.com"]
 
 
+def test_the_tls_domain_is_an_allowed_host_and_a_trusted_https_origin(environ):
+    environ.setenv("ALLOWED_HOSTS", "chat.example.com")
+    environ.setenv("CSRF_TRUSTED_ORIGINS", "https://chat.example.com")
+    settings = Settings(tls_domain="chat.example.com")
+    assert settings.allowed_hosts == ["chat.example.com"]
+    assert settings.csrf_trusted_origins == ["https://chat.example.com"]
+    environ.setenv("TLS_DOMAIN", "talk.example.org")
+    settings = Settings()
+    assert settings.allowed_hosts == ["chat.example.com", "talk.example.org"]
+    assert settings.csrf_trusted_origins == ["https://chat.example.com", "https://talk.example.org"]
+
+
 def test_debug_is_off_unless_set(environ):
     assert Settings().debug is False
     environ.setenv("DEBUG", "1")
