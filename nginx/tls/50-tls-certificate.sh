@@ -28,11 +28,13 @@ watch() {
       continue
     fi
     enable
-    # A key written before its certificate fails the test; the next pass has both.
-    if nginx -t -q 2>/dev/null; then
-      seen=$(checksum)
+    seen=$(checksum)
+    # A key written before its certificate fails the test; the next change brings both.
+    if errors=$(nginx -t -q 2>&1); then
       nginx -s reload
       echo "$0: new certificate, nginx reloaded"
+    else
+      echo "$0: not reloading: $errors" >&2
     fi
   done
 }

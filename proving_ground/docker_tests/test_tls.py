@@ -18,13 +18,17 @@ from proving_ground.stacks.tls import DOMAIN
 
 
 def test_certbot_got_the_domains_certificate_from_the_ca_through_nginx(tls_stack):
-    certificate, _ = tls_stack.handshake()
+    certificate, _, _ = tls_stack.handshake()
     assert ("DNS", DOMAIN) in certificate["subjectAltName"]
     # Verified against Pebble's issuing root only: the CA issued it, not a placeholder.
     issuer = dict(pair[0] for pair in certificate["issuer"])
     assert "Pebble" in issuer["commonName"], issuer
     log = tls_stack.compose("logs", "certbot").stdout
     assert "fullchain.pem handed to nginx" in log, log
+
+
+def test_pages_are_offered_http_2(tls_stack):
+    assert tls_stack.handshake()[2] == "h2"
 
 
 def test_http_answers_the_acme_challenge_path_and_redirects_the_rest_to_the_domain(tls_stack):

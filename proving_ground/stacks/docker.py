@@ -24,7 +24,7 @@ from pathlib import Path
 import psutil
 
 from proving_ground.stacks.compose import COMPOSE_FILE, ROOT
-from proving_ground.stacks.native import LOCALHOST, PublishedURLs, free_port
+from proving_ground.stacks.native import LOCALHOST, ONE_ADDRESS_LOAD, PublishedURLs, free_port
 
 
 class DockerError(RuntimeError):
@@ -127,6 +127,7 @@ class DockerStack(PublishedURLs):
         files: tuple[str, ...] = (COMPOSE_FILE.name,),
         owner: tuple[int, int] | None = None,
         environment: dict[str, dict[str, str]] | None = None,
+        address_limits: bool = False,
     ) -> None:
         require_docker()
         self.tmp = Path(tempfile.mkdtemp(prefix="channels-docker-"))
@@ -144,8 +145,12 @@ class DockerStack(PublishedURLs):
             "mysql": {"ports": [self._port(3306, self.mysql_port)]},
             "redis": {"ports": [self._port(6379, self.redis_port)]},
         }
-        for service, variables in (environment or {}).items():
-            services.setdefault(service, {})["environment"] = variables
+        environment = {"nginx": {}, **(environment or {})}
+        if not address_limits:  # as NativeStack: the tests' clients share one address
+            environment["nginx"] = {**ONE_ADDRESS_LOAD, **environment["nginx"]}
+        for service, variables in environment.items():
+            if variables:
+                services.setdefault(service, {})["environment"] = variables
         if MONITORING_FILE in self.files:
             # No registry here and no look-alike of Grafana's image: its dashboard is
             # tested by running every panel's query on Prometheus (test_replicas.py).

@@ -45,6 +45,15 @@ LOCALHOST = "127.0.0.1"
 RELOADER_INTERVAL = 1.5
 
 
+# Every client of a test or benchmark comes from this machine, one address: the proving
+# ground's stacks lift nginx's per-address limits (nginx/.env.nginx) unless one is asked
+# to keep them as shipped (the tests of those limits, and `make native`).
+ONE_ADDRESS_LOAD = {
+    "NGINX_SOCKETS_PER_ADDRESS": "65535",  # nginx's largest
+    "NGINX_SIGN_IN_RATE": "100000r/s",
+    "NGINX_SIGN_IN_BURST": "1000000",
+}
+
 # The few variables of this shell a service still gets, as a container gets its image's.
 HOST_VARIABLES = {"PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "USER"}
 
@@ -189,7 +198,8 @@ class PublishedURLs:
 
 
 class NativeStack(PublishedURLs):
-    """The four services as local processes, all state under one run directory."""
+    """The four services as local processes, all state under one run directory. nginx's
+    per-address limits are lifted (ONE_ADDRESS_LOAD) unless `address_limits`."""
 
     def __init__(
         self,
@@ -199,7 +209,9 @@ class NativeStack(PublishedURLs):
         django_env: dict[str, str] | None = None,
         compose_files: tuple[Path, ...] = (compose.COMPOSE_FILE,),
         django_command: list[str] | None = None,
+        address_limits: bool = False,
     ) -> None:
+        self.nginx_env = {} if address_limits else dict(ONE_ADDRESS_LOAD)
         # What the django service runs (default: its entrypoint.sh); benchmarks swap it.
         self.django_command = django_command or ["sh", "entrypoint.sh"]
         self.services = compose.load(*compose_files)
@@ -436,6 +448,7 @@ class NativeStack(PublishedURLs):
             # DJANGO_HOST is an address, not a name.
             NGINX_LOCAL_RESOLVERS=LOCALHOST,
         )
+        env.update(self.nginx_env)
         for name, template in templates:
             if name.endswith(".template"):
                 rendered = render_template(template.read_text(), env)
@@ -519,7 +532,11 @@ def main() -> int:
     if args.run_dir:
         args.run_dir.mkdir(parents=True, exist_ok=True)
     stack = NativeStack(
-        run_dir=args.run_dir, http_port=http_port, django_port=django_port, compose_files=files
+        run_dir=args.run_dir,
+        http_port=http_port,
+        django_port=django_port,
+        compose_files=files,
+        address_limits=True,
     )
     print(
         f"starting MariaDB, Redis, Django and nginx (state and logs in {stack.run_dir}) ...",

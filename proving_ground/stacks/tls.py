@@ -75,11 +75,13 @@ class TlsStack(DockerStack):
 
     def handshake(self, server_name: str = DOMAIN, context: ssl.SSLContext | None = None):
         """A TLS handshake with the published port: the certificate nginx gave (a dict,
-        as ssl's getpeercert gives it) and the protocol version agreed."""
+        as ssl's getpeercert gives it), the protocol version agreed, and the application
+        protocol (ALPN) nginx chose of HTTP/2 and HTTP/1.1, as a browser offers them."""
         context = context or self.context()
+        context.set_alpn_protocols(["h2", "http/1.1"])
         raw = socket.create_connection((LOCALHOST, self.tls_port), timeout=10)
         with context.wrap_socket(raw, server_hostname=server_name) as tls:
-            return tls.getpeercert(), tls.version()
+            return tls.getpeercert(), tls.version(), tls.selected_alpn_protocol()
 
     def wait_for_certificate(self, timeout: float = 240) -> dict:
         """certbot's first certificate, once nginx serves it."""

@@ -44,8 +44,9 @@ def test_dockerfile_passes_hadolint():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_rendered_nginx_config_passes_nginx_t(tmp_path):
-    result = NativeStack(run_dir=tmp_path).nginx_test()
+@pytest.mark.parametrize("address_limits", [True, False], ids=["as shipped", "lifted"])
+def test_rendered_nginx_config_passes_nginx_t(tmp_path, address_limits):
+    result = NativeStack(run_dir=tmp_path, address_limits=address_limits).nginx_test()
     assert result.returncode == 0, result.stderr
     assert "test is successful" in result.stderr
 
