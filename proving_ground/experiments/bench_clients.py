@@ -303,6 +303,17 @@ class ClientError(Exception):
     pass
 
 
+def stop_clients(pipes: list[Connection], processes: list) -> None:
+    """Ask each client process to stop, then wait for it; kill one that does not."""
+    for pipe in pipes:
+        with contextlib.suppress(OSError):
+            pipe.send(("stop",))
+    for process in processes:
+        process.join(timeout=30)
+        if process.is_alive():
+            process.kill()
+
+
 def client_reports(pipes: list[Connection], timeout: float) -> list[tuple[int, tuple]]:
     """(pipe's index, message) for each client process that reported within `timeout`
     (at least one); a client's ("error", reason) raises ClientError."""
@@ -383,13 +394,7 @@ def measure(server: Server, settings: dict, log=print) -> Result:
         result.stopped = f"failed at {clients} clients: {error}"
         log(f"  {server.name}: {result.stopped}")
     finally:
-        for pipe in pipes:
-            with contextlib.suppress(OSError):
-                pipe.send(("stop",))
-        for process in processes:
-            process.join(timeout=30)
-            if process.is_alive():
-                process.kill()
+        stop_clients(pipes, processes)
     return result
 
 

@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 from urllib.parse import urlsplit
 
 from proving_ground import reports
-from proving_ground.experiments.bench_clients import client_reports
+from proving_ground.experiments.bench_clients import client_reports, stop_clients
 from proving_ground.experiments.configs import start_stack
 from proving_ground.experiments.measure import cpu_seconds
 from proving_ground.reports import percentile
@@ -234,13 +234,7 @@ async def _broadcast(stack, layer: str, route: str, settings: dict, pids: dict) 
             drain.cancel()
         if sender:
             sender.close()
-        for pipe in pipes:
-            with contextlib.suppress(OSError):
-                pipe.send(("stop",))
-        for process in processes:
-            process.join(timeout=30)
-            if process.is_alive():
-                process.kill()
+        stop_clients(pipes, processes)
     deliveries = number * sockets
     result.broadcasts = number
     result.deliveries_per_s = round(deliveries / elapsed, 1)
