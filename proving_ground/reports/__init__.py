@@ -1,7 +1,7 @@
 """How the proving ground's commands report, one way for all: a command's arguments
-(parser: --mode, --out), the machine and versions a figure
-came from, tables (Markdown, or aligned text for a terminal), and the report written for
-people (Markdown) and for data (JSON) in a folder of its own under --out, then printed."""
+(parser: --mode, --out), the machine and versions a figure came from, tables (Markdown,
+or aligned text for a terminal), and the report written for people (Markdown) and for
+data (JSON) in a folder of its own under --out, then printed."""
 
 import argparse
 import json
@@ -84,7 +84,8 @@ def columns(rows: list[list[str]], align: str = "", last_free: bool = False) -> 
 
 def heading(title: str, info: dict) -> list[str]:
     """A report's first lines: its title and the machine it ran on (`machine()`)."""
-    return [f"# {title}", "", machine_lines(info)[0]]
+    shown = ", ".join(f"{k} {v}" for k, v in info.items() if not isinstance(v, dict))
+    return [f"# {title}", "", f"Machine: {shown}"]
 
 
 def show_machine(info: dict) -> None:
@@ -95,15 +96,6 @@ def show_machine(info: dict) -> None:
 def machine() -> dict:
     names = ["django", "channels", "channels-redis", "gunicorn", "uvicorn", "daphne", "redis"]
     return {**host(), "packages": packages(names), "servers": servers()}
-
-
-def machine_lines(info: dict) -> list[str]:
-    """A report's lines on the machine and the versions it ran (`machine()`)."""
-    return [
-        "Machine: " + ", ".join(f"{k} {v}" for k, v in info.items() if not isinstance(v, dict)),
-        "",
-        *versions(info),
-    ]
 
 
 def versions(info: dict, servers: bool = False) -> list[str]:

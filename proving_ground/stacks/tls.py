@@ -79,9 +79,13 @@ class TlsStack(DockerStack):
         protocol (ALPN) nginx chose of HTTP/2 and HTTP/1.1, as a browser offers them."""
         context = context or self.context()
         context.set_alpn_protocols(["h2", "http/1.1"])
-        raw = socket.create_connection((LOCALHOST, self.tls_port), timeout=10)
-        with context.wrap_socket(raw, server_hostname=server_name) as tls:
+        with self.tls_socket(server_name, context) as tls:
             return tls.getpeercert(), tls.version(), tls.selected_alpn_protocol()
+
+    def tls_socket(self, server_name: str, context: ssl.SSLContext) -> ssl.SSLSocket:
+        """A TLS connection to the published port on 127.0.0.1, for `server_name` (SNI)."""
+        raw = socket.create_connection((LOCALHOST, self.tls_port), timeout=10)
+        return context.wrap_socket(raw, server_hostname=server_name)
 
     def wait_for_certificate(self, timeout: float = 240) -> dict:
         """certbot's first certificate, once nginx serves it."""
@@ -99,11 +103,8 @@ class TlsStack(DockerStack):
         self, path: str, host: str = DOMAIN, method: str = "GET", headers: dict | None = None
     ) -> http.client.HTTPResponse:
         """One HTTPS request with SNI for the domain and `host` as the Host header."""
-        connection = http.client.HTTPSConnection(DOMAIN, self.tls_port, context=self.context())
-        connection.sock = self.context().wrap_socket(
-            socket.create_connection((LOCALHOST, self.tls_port), timeout=10),
-            server_hostname=DOMAIN,
-        )
+        connection = http.client.HTTPSConnection(DOMAIN, self.tls_port)
+        connection.sock = self.tls_socket(DOMAIN, self.context())
         connection.request(method, path, headers={"Host": host, **(headers or {})})
         response = connection.getresponse()
         response.read()
