@@ -34,14 +34,19 @@ REDIS_CLIENT = {
 SENTINEL_CLIENT = {"socket_timeout": 2, "socket_connect_timeout": 2, "retry": Retry(NoBackoff(), 1)}
 
 
-class ServerSettings(BaseSettings):
-    """What Gunicorn needs; kept apart so the server starts without Django's secrets."""
+class Workers(BaseSettings):
+    """Gunicorn's worker processes: the server starts them, the app shares memory by them."""
 
     model_config = SettingsConfigDict(extra="ignore")
 
+    web_concurrency: int = Field(default=2, ge=1)
+
+
+class ServerSettings(Workers):
+    """What Gunicorn needs; kept apart so the server starts without Django's secrets."""
+
     debug: bool = False
     django_port: int = Field(gt=0, lt=65536)
-    web_concurrency: int = Field(default=2, ge=1)
     graceful_timeout: int = Field(default=30, ge=1)
     forwarded_allow_ips: str = "127.0.0.1"
     # A listening socket per worker, the kernel spreading connections over them evenly.
@@ -58,7 +63,7 @@ class ServerSettings(BaseSettings):
     ws_send_timeout: float = Field(default=10.0, gt=0)
 
 
-class Settings(BaseSettings):
+class Settings(Workers):
     """Everything settings.py needs. Unknown variables are ignored, missing ones are named."""
 
     # Secrets may also come as files named after the fields (secret_key, mysql_password,
@@ -138,6 +143,25 @@ class Settings(BaseSettings):
     # every third of that.
     realtime_presence: bool = True
     realtime_presence_ttl: float = Field(default=15.0, ge=3)
+    # Sockets one signed-in user may hold open at once, on every worker and replica (0: no
+    # cap): a person's tabs and devices, while one account cannot hold the server's
+    # sockets; past it, close code 4429.
+    realtime_user_sockets: int = Field(default=20, ge=0)
+    # Sockets one worker may hold open at once; unset, what the container's memory limit
+    # leaves after every process's own, at realtime_socket_memory KiB a socket (0: no cap).
+    # Past it, a handshake is closed with 1013, "try again later", before the worker nears
+    # the limit where the kernel would kill the container and drop every socket at once.
+    realtime_worker_sockets: int | None = Field(default=None, ge=0)
+    # KiB a socket takes in its worker: an idle chat socket measures 33 to 37 (`make
+    # faults`' socket_flood row; in the container, docs/production.md), and room is left
+    # for what a busy socket buffers.
+    realtime_socket_memory: int = Field(default=64, ge=1)
+    # Failed sign-ins (django-axes, accounts/): after sign_in_failure_limit of them for one
+    # username, or from one address, sign-in is refused for sign_in_lockout seconds. Ten
+    # is a person's typos many times over; a quarter of an hour makes guessing slow
+    # (ten tries in 15 minutes is 960 a day) and ends without an admin.
+    sign_in_failure_limit: int = Field(default=10, ge=1)
+    sign_in_lockout: int = Field(default=900, ge=1)
     # Prometheus metrics on /metrics (docs/monitoring.md); 0 saves what counting costs.
     metrics: bool = True
 

@@ -4,11 +4,13 @@ Every deployment-specific value comes from the environment through the typed mod
 config.py, so a missing or malformed variable stops start-up with its name.
 """
 
+import datetime
 import os
 from pathlib import Path
 
 from pydantic import ValidationError
 
+from .caches import redis_cache
 from .config import Settings
 from .guards import production_problems
 
@@ -158,10 +160,44 @@ REALTIME_GUESTS = env.realtime_guests
 REALTIME_TICKET_MAX_AGE = env.realtime_ticket_max_age
 REALTIME_PRESENCE = env.realtime_presence
 REALTIME_PRESENCE_TTL = env.realtime_presence_ttl
+REALTIME_USER_SOCKETS = env.realtime_user_sockets
+REALTIME_WORKER_SOCKETS = env.realtime_worker_sockets
+REALTIME_SOCKET_MEMORY = env.realtime_socket_memory
+REALTIME_WORKERS = env.web_concurrency
 
 # After signing in or out (accounts/), back to the chat (talk/).
 LOGIN_REDIRECT_URL = "talk:index"
 LOGOUT_REDIRECT_URL = "talk:index"
+
+# Failed sign-ins throttled by django-axes (docs/production.md, "Limits"), counted per
+# username and per address in Redis, where every worker and replica reads the same
+# counts; a lockout ends by itself, or `manage.py axes_reset_username NAME` lifts it.
+INSTALLED_APPS.append("axes")
+# Last: a lockout's 429 page replaces the sign-in page the view made.
+MIDDLEWARE.append("axes.middleware.AxesMiddleware")
+AUTHENTICATION_BACKENDS = [
+    # First: a locked-out sign-in is refused before its password is even checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "sign_in": redis_cache(env.redis_hosts[0]),
+}
+AXES_CACHE = "sign_in"
+AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"
+# The address is REMOTE_ADDR (django-ipware is not installed): the client's, as Uvicorn
+# takes it from nginx's X-Forwarded-For, never a header the client set itself.
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_FAILURE_LIMIT = env.sign_in_failure_limit
+AXES_COOLOFF_TIME = datetime.timedelta(seconds=env.sign_in_lockout)
+# Guesses during a lockout do not lengthen it, or anyone could keep an account locked.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# The right password clears its username's and address's failures.
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "accounts.views.locked_out"
+# Its admin pages list the database's attempts; these are in Redis.
+AXES_ENABLE_ADMIN = False
 
 STATIC_URL = "/static/"
 # collectstatic writes here; nginx serves the same folder (a shared volume in Compose).

@@ -12,6 +12,7 @@ from compat.channels import SkippableDbCleanup
 from . import metrics
 from .frames import PreparedFrames
 from .layer import ChannelLayerLost, GuardedLayer
+from .limits import CLOSE_TOO_MANY_SOCKETS, WorkerSockets, user_sockets_for
 from .metrics import COUNTS, CountedSocket
 from .ratelimit import RateLimited
 
@@ -58,6 +59,9 @@ class JsonConsumer(PreparedFrames, SkippableDbCleanup, AsyncJsonWebsocketConsume
       scope's user (the session's, from AuthMiddlewareStack, or a ticket's, from
       realtime.tickets.TicketAuthMiddleware), else a guest (AnonymousUser) if
       ``allow_guests`` (by default settings.REALTIME_GUESTS), else refused with 4401.
+    - ``user_socket_limit``: how many sockets one signed-in user may hold open, on every
+      worker and replica (None: settings.REALTIME_USER_SOCKETS; 0: no cap); past it the
+      handshake is refused with 4429 (realtime/limits.py).
     - ``may_join(group)``: whether this socket may join `group` (join() asks; False
       turns the handshake down, or closes an open socket, with 4403).
     - ``may_post(content)``: whether this socket may send this frame (asked before its
@@ -72,14 +76,16 @@ class JsonConsumer(PreparedFrames, SkippableDbCleanup, AsyncJsonWebsocketConsume
       for every socket; on the stack's own layer (realtime/fanout.py) the worker builds
       it once per message and writes it to each socket.
 
-    as_asgi() wraps the socket: its frames counted (metrics.CountedSocket) and limited to
-    settings.WS_RATE_LIMIT a second (ratelimit.RateLimited). If the channel layer itself
+    as_asgi() wraps the socket: its frames counted (metrics.CountedSocket), the worker's
+    sockets capped (limits.WorkerSockets: 1013 past the cap) and each socket's frames
+    limited to settings.WS_RATE_LIMIT a second (ratelimit.RateLimited). If the channel layer itself
     fails, the socket closes with 1011 so the client reconnects (1013 "try again later"
     when it failed during the handshake); any other error in a handler is the handler's,
     as in Channels.
     """
 
     allow_guests: bool | None = None  # None: settings.REALTIME_GUESTS
+    user_socket_limit: int | None = None  # None: settings.REALTIME_USER_SOCKETS
     metrics_route: str | None = None  # None: the class name without "Consumer", lower case
     _channel_layer = None
 
@@ -99,10 +105,11 @@ class JsonConsumer(PreparedFrames, SkippableDbCleanup, AsyncJsonWebsocketConsume
 
     @classmethod
     def as_asgi(cls, **initkwargs):
-        """Channels' app for this consumer, its socket wrapped: counted (metrics.py) and
-        rate-limited (ratelimit.py) before any frame reaches the consumer."""
+        """Channels' app for this consumer, its socket wrapped: counted (metrics.py), within
+        its worker's cap (limits.py) and rate-limited (ratelimit.py) before any frame
+        reaches the consumer."""
         consumer = super().as_asgi(**initkwargs)
-        app = CountedSocket(RateLimited(consumer), cls.route_label())
+        app = CountedSocket(WorkerSockets(RateLimited(consumer)), cls.route_label())
         app.consumer_class, app.consumer_initkwargs = cls, initkwargs
         return app
 
@@ -112,6 +119,7 @@ class JsonConsumer(PreparedFrames, SkippableDbCleanup, AsyncJsonWebsocketConsume
 
     async def __call__(self, scope, receive, send):
         self.joined: list[str] = []
+        self.user_slot = None  # (UserSockets, user key) once hold_user_slot() took one
         self.counts = scope[COUNTS]
         self.route_metrics = self.counts.route
         try:
@@ -127,6 +135,7 @@ class JsonConsumer(PreparedFrames, SkippableDbCleanup, AsyncJsonWebsocketConsume
                 await send({"type": "websocket.close", "code": code})
         finally:
             self.ended()
+            await self._release_user_slot()
             await self._close_channel()
 
     async def _close_channel(self) -> None:
@@ -146,6 +155,7 @@ class JsonConsumer(PreparedFrames, SkippableDbCleanup, AsyncJsonWebsocketConsume
     async def websocket_connect(self, message):
         try:
             self.user = self.scope["user"] = await self.authenticate()
+            await self.hold_user_slot()
             await super().websocket_connect(message)  # joins self.groups, calls connect()
         except Refused as refused:
             await self._refused(refused)
@@ -164,6 +174,33 @@ class JsonConsumer(PreparedFrames, SkippableDbCleanup, AsyncJsonWebsocketConsume
         if not (getattr(settings, "REALTIME_GUESTS", True) if guests is None else guests):
             raise Refused("sign_in_required", CLOSE_SIGN_IN_REQUIRED, "sign in first")
         return AnonymousUser()
+
+    async def hold_user_slot(self) -> None:
+        """Count this socket against its signed-in user's cap (user_socket_limit), on
+        every worker and replica; refused with 4429 past it. Guests are capped per
+        address, by nginx."""
+        limit = self.user_socket_limit
+        if limit is None:
+            limit = getattr(settings, "REALTIME_USER_SOCKETS", 0)
+        if not limit or not self.user.is_authenticated:
+            return
+        if (sockets := user_sockets_for(self.channel_layer.layer)) is None:
+            return
+        key = str(self.user.pk)
+        with self.channel_layer.failing("user_sockets"):
+            if not await sockets.take(key, self.channel_name, limit):
+                raise Refused(
+                    "user_sockets",
+                    CLOSE_TOO_MANY_SOCKETS,
+                    f"you have {limit} sockets open already (tabs, devices): close one",
+                )
+        self.user_slot = (sockets, key)
+
+    async def _release_user_slot(self) -> None:
+        if self.user_slot is not None:
+            sockets, key = self.user_slot
+            with contextlib.suppress(*GuardedLayer.errors):  # else it expires
+                await sockets.release(key, self.channel_name)
 
     async def may_join(self, group: str) -> bool:
         return True

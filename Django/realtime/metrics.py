@@ -27,6 +27,11 @@ SOCKETS_OPEN = Gauge(
     # Summed over the workers that are alive: a dead worker's sockets are gone.
     multiprocess_mode="livesum",
 )
+SOCKETS_LIMIT = Gauge(
+    "realtime_sockets_limit",
+    "Sockets the live workers may hold open: their caps (REALTIME_WORKER_SOCKETS), summed.",
+    multiprocess_mode="livesum",
+)
 PRESENT = Gauge(
     "realtime_presence_sockets",
     "Sockets listed in their groups' presence (PresenceMixin), by route.",
@@ -171,7 +176,7 @@ def enabled() -> bool:
 # Labels known in advance: their series exist (at 0) from a route's first socket on, so a
 # rate or an alert has something to read before the first failure.
 ERROR_KINDS = ("bad_json", "binary", "unknown_type", "rate_limit", "position", "invalid")
-REFUSAL_REASONS = ("layer_unavailable",)
+REFUSAL_REASONS = ("layer_unavailable", "user_sockets", "worker_full")
 LAYER_OPERATIONS = ("group_send", "group_add", "group_discard", "receive", "send")
 
 

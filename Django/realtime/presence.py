@@ -90,13 +90,15 @@ class Presence:
     """One worker's entries in one layer's presence sets: refreshed while it has any, and
     its changes told to each group's listeners every NOTIFY_INTERVAL."""
 
+    store_kind = "presence"  # the sets' keys: <prefix>:<kind>:<group>
+
     def __init__(self, layer, ttl: float, notify_interval: float = NOTIFY_INTERVAL):
         self.layer, self.ttl, self.notify_interval = layer, ttl, notify_interval
         self.local: dict[str, set[str]] = {}  # group -> this worker's entries
         self.changes: dict[str, _Changes] = {}  # group -> not yet told
         self.task: asyncio.Task | None = None
         redis = isinstance(layer, (RedisChannelLayer, FanoutChannelLayer))
-        self.store = RedisStore(layer) if redis else LocalStore()
+        self.store = RedisStore(layer, self.store_kind) if redis else LocalStore()
 
     async def enter(self, group: str, channel: str, name: str) -> None:
         entry = f"{channel} {name}"
@@ -162,12 +164,30 @@ class Presence:
             )
 
 
+# Takes an entry into a set that holds fewer than `limit` live ones, in one step, so two
+# workers taking the last place at once cannot both have it.
+TAKE = """
+redis.call("ZREMRANGEBYSCORE", KEYS[1], "-inf", "(" .. ARGV[1])
+local held = redis.call("ZSCORE", KEYS[1], ARGV[3])
+if not held and redis.call("ZCARD", KEYS[1]) >= tonumber(ARGV[4]) then return 0 end
+redis.call("ZADD", KEYS[1], ARGV[2], ARGV[3])
+redis.call("EXPIRE", KEYS[1], ARGV[5])
+return 1
+"""
+
+
 class RedisStore:
-    def __init__(self, layer: RedisChannelLayer | FanoutChannelLayer):
-        self.layer = layer
+    def __init__(self, layer: RedisChannelLayer | FanoutChannelLayer, kind: str = "presence"):
+        self.layer, self.kind = layer, kind
 
     def key(self, group: str) -> str:
-        return f"{self.layer.prefix}:presence:{group}"
+        return f"{self.layer.prefix}:{self.kind}:{group}"
+
+    async def take(self, group: str, entry: str, now: float, ttl: float, limit: int) -> bool:
+        """Enter `entry`, unless `group` holds `limit` live entries already."""
+        connection = self.connection(group)
+        args = (now, now + ttl, entry, limit, int(ttl * 2) + 1)
+        return bool(await connection.eval(TAKE, 1, self.key(group), *args))
 
     def connection(self, group: str):
         return connection_of(self.layer, shard_of(self.layer, group))
@@ -225,6 +245,14 @@ class LocalStore:
 
     async def enter(self, group: str, entry: str, now: float, ttl: float) -> None:
         self.expiry.setdefault(group, {})[entry] = now + ttl
+
+    async def take(self, group: str, entry: str, now: float, ttl: float, limit: int) -> bool:
+        expiry = self.expiry.setdefault(group, {})
+        live = [e for e, t in expiry.items() if t >= now]
+        if entry not in live and len(live) >= limit:
+            return False
+        expiry[entry] = now + ttl
+        return True
 
     async def leave(self, group: str, entry: str) -> bool:
         return self.expiry.get(group, {}).pop(entry, None) is not None

@@ -26,3 +26,5 @@ CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}
 # Signing up and in are under test, not the hash's cost: a fast one, as Django's testing
 # docs advise (the project's own hasher takes a second of CPU per test user).
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# The sign-in throttle's counts, in this process (Redis in the whole-stack tests).
+CACHES = {**CACHES, "sign_in": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}  # noqa: F405

@@ -78,9 +78,18 @@ class Account:
 
 
 class ChatClient:
-    def __init__(self, base_url: str, room: str, nickname: str, origin: str | None = None):
+    def __init__(
+        self,
+        base_url: str,
+        room: str,
+        nickname: str,
+        origin: str | None = None,
+        options: dict | None = None,
+    ):
         self.base_url, self.room, self.nickname = base_url, room, nickname
         self.origin = origin or base_url
+        # More of websockets.connect's options: where to connect, headers, local address.
+        self.options = options or {}
         self.socket = None
         self.worker_pid: int | None = None
         self.server: str | None = None  # the host name of the replica holding the socket
@@ -107,7 +116,7 @@ class ChatClient:
         """Connect, resuming from the last offset seen if there is one. `stalling`: with a
         4 KiB receive buffer, room for one frame and no pings of its own (a client that
         stopped reading would miss their answers and close), so that not reading stalls."""
-        options = {}
+        options = dict(self.options)
         if stalling:
             host, port = urlsplit(self.base_url).hostname, urlsplit(self.base_url).port or 80
             sock = socket.socket()

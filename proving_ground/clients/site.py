@@ -5,6 +5,8 @@ its TLS proxy in front of nginx would pass the browser's requests on."""
 
 from __future__ import annotations
 
+import functools
+import http.client
 import json
 import urllib.error
 import urllib.parse
@@ -21,8 +23,27 @@ class _BehindTLS(DefaultCookiePolicy):
         return True
 
 
+class _FromAddress(urllib.request.HTTPHandler):
+    """Connections from one of this machine's own addresses (127.0.0.2, ...): another
+    client, as the server sees it."""
+
+    def __init__(self, source: str) -> None:
+        super().__init__()
+        self.source = source
+
+    def http_open(self, request):
+        connection = functools.partial(http.client.HTTPConnection, source_address=(self.source, 0))
+        return self.do_open(connection, request)
+
+
 class SiteUser:
-    def __init__(self, base_url: str, https_host: str | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        https_host: str | None = None,
+        source: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.base = base_url
         # What the TLS proxy passes on: the site's name, the scheme, and the browser's
         # Origin (Django's CSRF check compares it with the host for HTTPS requests).
@@ -30,9 +51,11 @@ class SiteUser:
             {"Host": https_host, "X-Forwarded-Proto": "https", "Origin": f"https://{https_host}"}
             if https_host
             else {}
-        )
+        ) | (headers or {})
         self.jar = CookieJar(_BehindTLS() if https_host else None)
-        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
+        handlers = [urllib.request.HTTPCookieProcessor(self.jar)]
+        handlers += [_FromAddress(source)] if source else []
+        self.opener = urllib.request.build_opener(*handlers)
         self.username: str | None = None  # once signed up
 
     def cookie(self, name: str) -> str | None:

@@ -19,7 +19,7 @@ def stack():
 @pytest.fixture(scope="session")
 def tls_stack():
     """The production stack with HTTPS (docker-compose.tls.yml), its certbot at Pebble,
-    once certbot's first certificate is served."""
-    with TlsStack() as running:
+    once certbot's first certificate is served; nginx's limits per address as shipped."""
+    with TlsStack(address_limits=True) as running:
         running.wait_for_certificate()
         yield running

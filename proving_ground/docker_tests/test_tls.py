@@ -12,7 +12,9 @@ import subprocess
 import uuid
 
 import pytest
+import websockets
 
+from proving_ground.faults import limits
 from proving_ground.stacks.native import LOCALHOST
 from proving_ground.stacks.tls import DOMAIN
 
@@ -84,6 +86,30 @@ def test_two_sockets_chat_over_wss(tls_stack):
             return await next_message(bob)
 
     assert asyncio.run(chat())["text"] == "over TLS"
+
+
+def test_sockets_past_one_addresss_cap_get_429_over_wss(tls_stack):
+    """nginx ends TLS itself: the address it counts is the client's (here every test
+    client's: Docker's gateway), as shipped."""
+    shipped = limits.shipped_limits()
+    cap = int(shipped["NGINX_SOCKETS_PER_ADDRESS"])
+    path = f"/ws/talk/tls-{uuid.uuid4().hex[:8]}/"
+
+    async def crowd():
+        held = [await tls_stack.websocket(path) for _ in range(cap)]
+        try:
+            with pytest.raises(websockets.InvalidStatus) as refused:
+                await tls_stack.websocket(path)
+        finally:
+            await asyncio.gather(*(socket.close() for socket in held))
+        async with tls_stack.websocket(path) as again:  # the cap counts open sockets
+            assert json.loads(await again.recv())["type"] == "history"
+        return refused.value.response
+
+    response = asyncio.run(crowd())
+    assert response.status_code == 429
+    assert response.headers["Retry-After"] == shipped["NGINX_RETRY_AFTER"]
+    assert b"Too many requests" in response.body
 
 
 async def next_message(socket) -> dict:

@@ -823,6 +823,12 @@ async def run_all(env: dict | None = None) -> list[Outcome]:
             outcomes.append(await run(scenario, stack, "hostile"))
     with NativeStack(django_env={**env, **DROPPING_LAYER}) as stack:
         outcomes.insert(len(FAULTS), await run(layer_drops, stack, "fault"))
+    from . import limits  # it builds on this module
+
+    # The limits' hostile clients, on a stack with nginx's limits as shipped.
+    with NativeStack(django_env={**env, **limits.STACK_ENV}, address_limits=True) as stack:
+        for scenario in limits.HOSTILE:
+            outcomes.append(await run(scenario, stack, "hostile"))
     return outcomes
 
 

@@ -1,5 +1,6 @@
 """Real browsers (Debian's chromium driven by Playwright) through nginx."""
 
+import contextlib
 import os
 import re
 import signal
@@ -8,7 +9,10 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
+from websockets.sync.client import connect
 
+from proving_ground.clients import ws_url
+from proving_ground.faults.limits import setting
 from proving_ground.stacks.native import NativeStack
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -250,3 +254,29 @@ def test_a_signed_up_user_chats_under_their_name_beside_a_guest(
         guest.screenshot(path=str(output_dir / "signed-in.png"))
     ann.close()
     expect(guest.locator("#presence")).to_have_text("Here now: 1 guest")
+
+
+def test_a_user_past_the_socket_cap_is_told_to_close_a_tab(stack, open_window):
+    base, room = stack.http_url, f"capped-{uuid.uuid4().hex[:8]}"
+    page = open_window()
+    page.goto(f"{base}/accounts/signup/?next=/talk/{room}/")
+    page.fill("#id_username", f"tabs-{uuid.uuid4().hex[:6]}")
+    page.fill("#id_password1", "correct horse battery staple 7")
+    page.fill("#id_password2", "correct horse battery staple 7")
+    page.click("main button")
+    expect(page.locator("#state")).to_have_attribute("data-state", "open")
+    # The user's other tabs and devices, up to the cap (config.py's default).
+    cookie = "; ".join(f"{c['name']}={c['value']}" for c in page.context.cookies())
+    url = ws_url(base, f"/ws/talk/{room}/")
+    cap = setting(stack, "realtime_user_sockets")
+    with contextlib.ExitStack() as others:
+        for _ in range(cap - 1):
+            others.enter_context(connect(url, origin=base, additional_headers={"Cookie": cookie}))
+        one_more = page.context.new_page()
+        one_more.goto(f"{base}/talk/{room}/")
+        expect(one_more.locator("#state")).to_have_text(
+            "refused: you have too many chat tabs open; close one and reload"
+        )
+        expect(one_more.locator("#error")).to_contain_text(f"you have {cap} sockets open already")
+        # The first page is not disturbed.
+        expect(page.locator("#state")).to_have_attribute("data-state", "open")

@@ -16,11 +16,12 @@
   const here = document.getElementById("presence");
   let epoch = null;  // the room's epoch and the offset of the last message shown
   let offset = null;
-  // Refusals a retry cannot change (realtime/consumers.py, talk/consumers.py).
+  // Refusals a retry cannot change (realtime/consumers.py, realtime/limits.py, talk/consumers.py).
   const REFUSED = {
     4400: "refused: invalid room name",
     4401: "refused: sign in to chat here",
     4403: "refused: this room is private",
+    4429: "refused: you have too many chat tabs open; close one and reload",
   };
   let socket = null;
   let delay = 500;
