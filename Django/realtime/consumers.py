@@ -12,7 +12,7 @@ from compat.channels import SkippableDbCleanup
 from . import metrics
 from .frames import PreparedFrames
 from .layer import ChannelLayerLost, GuardedLayer
-from .limits import CLOSE_TOO_MANY_SOCKETS, WorkerSockets, user_sockets_for
+from .limits import CLOSE_TOO_MANY_SOCKETS, CLOSE_TRY_AGAIN, WorkerSockets, user_sockets_for
 from .metrics import COUNTS, CountedSocket
 from .ratelimit import RateLimited
 
@@ -21,9 +21,6 @@ logger = logging.getLogger(__name__)
 # Close code when the channel layer is lost (e.g. Redis restarting): the client's socket
 # is closed cleanly and it reconnects, joining its groups again.
 CLOSE_LAYER_LOST = 1011
-# Close code for a handshake that came while the channel layer was unavailable: the
-# socket is accepted only to say "try again later", as a 403 would say "forbidden".
-CLOSE_TRY_AGAIN = 1013
 # Close code for a socket with no signed-in user (no session, no ticket) where
 # settings.REALTIME_GUESTS is off.
 CLOSE_SIGN_IN_REQUIRED = 4401

@@ -33,7 +33,9 @@ logger = logging.getLogger(__name__)
 # Close code for a signed-in user's socket past REALTIME_USER_SOCKETS (4000-4999 are the
 # application's own; 429 as in HTTP's "too many requests").
 CLOSE_TOO_MANY_SOCKETS = 4429
-# Close code for a socket past its worker's cap: the WebSocket code for "try again later".
+# Close code for a handshake that came while the channel layer was unavailable
+# (consumers.py), or past its worker's cap: the socket is accepted only to say "try again
+# later", as a 403 would say "forbidden".
 CLOSE_TRY_AGAIN = 1013
 
 # The share of the container's memory limit the workers plan for; the rest is room for

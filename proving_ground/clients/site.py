@@ -1,7 +1,9 @@
 """A user of the site over HTTP, as a browser is: cookies kept, Django's CSRF token sent
 with every POST. Signs up, asks for socket tickets, and gives the Cookie header that
 opens a WebSocket as that user. With `https_host`, the user of a production stack, as
-its TLS proxy in front of nginx would pass the browser's requests on."""
+its TLS proxy in front of nginx would pass the browser's requests on; `headers` go with
+every request (X-Forwarded-For: the client's address, as that proxy reports it);
+`source`: connect from that address of this machine (127.0.0.2: another client)."""
 
 from __future__ import annotations
 

@@ -189,10 +189,12 @@ async def sockets_from_one_address(stack, outcome: Outcome) -> None:
 # -- one user ----------------------------------------------------------------------------
 
 
-async def refusal(socket) -> tuple[dict, int]:
-    """The error frame and close code of a handshake accepted only to be turned down."""
-    frame = json.loads(await asyncio.wait_for(socket.recv(), 10))
-    with contextlib.suppress(websockets.ConnectionClosed):
+async def refusal(socket, frame: dict | None = None) -> tuple[dict, int]:
+    """The error frame (`frame`, if it was read already) and the close code of a handshake
+    accepted only to be turned down."""
+    if frame is None:
+        frame = json.loads(await asyncio.wait_for(socket.recv(), 10))
+    with contextlib.suppress(websockets.ConnectionClosed, TimeoutError):
         await asyncio.wait_for(socket.recv(), 10)
     return frame, socket.close_code
 
@@ -247,14 +249,8 @@ async def flood_socket(front: Front, path: str, n: int):
         return f"closed {socket.close_code or type(failed).__name__}", None
     if frame.get("type") == "history":
         return "accepted", socket
-    _, code = await refusal_after(socket, frame)
+    _, code = await refusal(socket, frame)
     return f"close {code}", None
-
-
-async def refusal_after(socket, frame: dict) -> tuple[dict, int]:
-    with contextlib.suppress(websockets.ConnectionClosed, TimeoutError):
-        await asyncio.wait_for(socket.recv(), 10)
-    return frame, socket.close_code
 
 
 def rss(workers: list[psutil.Process]) -> int:
@@ -280,7 +276,7 @@ async def socket_flood(stack, outcome: Outcome, memory_check=None) -> None:
     try:
         while results[f"close {CLOSE_TRY_AGAIN}"] < REFUSED_WANTED:
             tried = sum(results.values())
-            assert tried < FLOOD_BOUND, f"no 1013 in {tried} sockets: {dict(results)}"
+            assert tried < FLOOD_BOUND, f"{tried} sockets, too few 1013s: {dict(results)}"
             wave = range(tried, tried + WAVE)
             outcomes = await asyncio.gather(
                 *(flood_socket(front, path, 10 + i // PER_ADDRESS) for i in wave)
