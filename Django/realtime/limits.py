@@ -19,14 +19,11 @@ import os
 import time
 from pathlib import Path
 
-from channels.layers import InMemoryChannelLayer
-from channels_redis.core import RedisChannelLayer
 from django.conf import settings
 
 from . import metrics
-from .fanout import FanoutChannelLayer
 from .layer import PerWorker
-from .presence import PRESENCE_TTL, Presence
+from .presence import PRESENCE_TTL, STORED_ON, Presence
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +71,7 @@ _user_sockets = PerWorker(UserSockets)
 def user_sockets_for(layer) -> UserSockets | None:
     """This worker's user sockets on `layer`, or None where the layer has no store for
     them (RedisPubSubChannelLayer: no per-user cap)."""
-    if not isinstance(layer, (RedisChannelLayer, FanoutChannelLayer, InMemoryChannelLayer)):
+    if not isinstance(layer, STORED_ON):
         return None
     return _user_sockets.get(layer, getattr(settings, "REALTIME_PRESENCE_TTL", PRESENCE_TTL))
 

@@ -176,6 +176,17 @@ return 1
 """
 
 
+# The layers with a store for presence's sets: Redis's (a sorted set per group), and the
+# in-memory layer's (this process).
+STORED_ON = (RedisChannelLayer, FanoutChannelLayer, InMemoryChannelLayer)
+
+
+def key_expiry(ttl: float) -> int:
+    """Seconds a set's key outlives its last refresh: a group whose every worker is gone
+    leaves no key behind."""
+    return int(ttl * 2) + 1
+
+
 class RedisStore:
     def __init__(self, layer: RedisChannelLayer | FanoutChannelLayer, kind: str = "presence"):
         self.layer, self.kind = layer, kind
@@ -186,7 +197,7 @@ class RedisStore:
     async def take(self, group: str, entry: str, now: float, ttl: float, limit: int) -> bool:
         """Enter `entry`, unless `group` holds `limit` live entries already."""
         connection = self.connection(group)
-        args = (now, now + ttl, entry, limit, int(ttl * 2) + 1)
+        args = (now, now + ttl, entry, limit, key_expiry(ttl))
         return bool(await connection.eval(TAKE, 1, self.key(group), *args))
 
     def connection(self, group: str):
@@ -196,8 +207,7 @@ class RedisStore:
         key = self.key(group)
         async with self.connection(group).pipeline(transaction=False) as pipe:
             pipe.zadd(key, {entry: now + ttl})
-            # A group whose every worker is gone leaves no key behind.
-            pipe.expire(key, int(ttl * 2) + 1)
+            pipe.expire(key, key_expiry(ttl))
             await pipe.execute()
 
     async def leave(self, group: str, entry: str) -> bool:
@@ -219,7 +229,7 @@ class RedisStore:
                 for group in groups:
                     key = self.key(group)
                     pipe.zadd(key, dict.fromkeys(local[group], now + ttl))
-                    pipe.expire(key, int(ttl * 2) + 1)
+                    pipe.expire(key, key_expiry(ttl))
                     pipe.zrangebyscore(key, "-inf", f"({now}")
                 expired = (await pipe.execute())[2::3]
             stale = [(g, _decoded(e)) for g, e in zip(groups, expired, strict=True) if e]
@@ -282,7 +292,7 @@ _trackers = PerWorker(Presence)
 def presence_for(layer, ttl: float) -> Presence | None:
     """This worker's presence for `layer`, or None where the layer has no store for it
     (RedisPubSubChannelLayer)."""
-    if not isinstance(layer, (RedisChannelLayer, FanoutChannelLayer, InMemoryChannelLayer)):
+    if not isinstance(layer, STORED_ON):
         return None
     return _trackers.get(layer, ttl)
 
